@@ -1,0 +1,94 @@
+"""HTTP API: list and describe models, predict through a model's endpoint."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
+from dropfit.aws.table import RunsTable
+from dropfit.errors import ApiError, InvalidModelName
+from dropfit.serving import ModelService
+from dropfit.settings import PredictSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+
+settings = PredictSettings.from_env()
+service = ModelService(
+    table=RunsTable(settings.table_name, boto3.client("dynamodb")),
+    control=SageMakerControl(boto3.client("sagemaker")),
+    runtime=SageMakerRuntime(boto3.client("sagemaker-runtime")),
+)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps({"error": {"code": code, "message": message}}),
+        headers=headers or {},
+    )
+
+
+@app.post("/models/<model>/predict")
+def predict(model: str) -> dict[str, Any]:
+    event = app.current_event
+    neighbors = (event.query_string_parameters or {}).get("neighbors", "").lower() in ("1", "true")
+    answer = service.predict(
+        model, event.decoded_body or "", event.headers.get("content-type"), neighbors
+    )
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=answer["count"])
+    return answer
+
+
+@app.get("/models")
+def list_models() -> dict[str, Any]:
+    metrics.add_metric(name="ModelListings", unit=MetricUnit.Count, value=1)
+    return service.list_models()
+
+
+@app.get("/models/<model>")
+def describe_model(model: str) -> dict[str, Any]:
+    metrics.add_metric(name="ModelLookups", unit=MetricUnit.Count, value=1)
+    return service.describe_model(model)
+
+
+@app.exception_handler(ApiError)
+def api_error(error: ApiError) -> Response:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    return _error(error.status, error.code, error.message, headers)
+
+
+@app.exception_handler(InvalidModelName)
+def invalid_model_name(error: InvalidModelName) -> Response:
+    return _error(400, error.code, error.message)
+
+
+@app.not_found
+def not_found(_: Exception) -> Response:
+    return _error(404, "NotFound", "No such route; see GET /models and POST /models/{model}/predict.")
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response:
+    # Never leak internals: log the details, answer with the request id only.
+    logger.exception("unhandled error")
+    request_id = app.lambda_context.aws_request_id if app.lambda_context else "unknown"
+    return _error(500, "InternalError", f"Internal error (request id {request_id}).")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,5 @@
+"""Dropfit's domain package: dataset formatting, naming, SageMaker requests, label maps, predictions.
+
+Submodules are imported explicitly by the functions that need them, so the predict path never
+pays for pandas (only `dropfit.dataset` imports it).
+"""

@@ -1,0 +1,46 @@
+"""S3: read an upload exactly as it was announced, write formatted datasets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dropfit.errors import InvalidUpload
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    body: bytes
+    metadata: dict[str, str]
+    version_id: str | None
+
+
+class Storage:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def read_upload(self, bucket: str, key: str, version_id: str | None) -> Upload:
+        """Read the announced version (never a later overwrite); gone objects are a user error."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id and version_id != "null":
+            kwargs["VersionId"] = version_id
+        try:
+            response = self.client.get_object(**kwargs)
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code in {"NoSuchKey", "NoSuchVersion", "404", "InvalidArgument"}:
+                raise InvalidUpload(
+                    f"s3://{bucket}/{key} was deleted before it could be read; upload it again."
+                ) from None
+            raise
+        return Upload(
+            body=response["Body"].read(),
+            metadata=dict(response.get("Metadata", {})),
+            version_id=response.get("VersionId"),
+        )
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str:
+        self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        return f"s3://{bucket}/{key}"

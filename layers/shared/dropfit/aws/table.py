@@ -1,0 +1,217 @@
+"""The DynamoDB table of models and runs (see docs/design.md for the keys)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from dropfit.records import ModelRecord, Run, RunStatus, now_iso
+
+MODEL_PK = "MODEL"
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def _item(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in attributes.items()}
+
+
+def _attributes(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _run_key(model: str, job: str) -> dict[str, Any]:
+    return _item({"pk": f"RUN#{model}", "sk": job})
+
+
+def _model_key(model: str) -> dict[str, Any]:
+    return _item({"pk": MODEL_PK, "sk": model})
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def _set_expression(changes: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    names = {f"#f{i}": name for i, name in enumerate(changes)}
+    values = _item({f":v{i}": value for i, value in enumerate(changes.values())})
+    expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(changes)))
+    return expression, names, values
+
+
+class RunsTable:
+    def __init__(self, table_name: str, client: Any) -> None:
+        self.table_name = table_name
+        self.client = client
+
+    # --- runs --------------------------------------------------------------------------
+
+    def claim_run(self, run: Run) -> bool:
+        """Record a new run; False if this upload was already claimed and got past formatting.
+
+        A run stuck in FORMATTING (its Lambda died) may be claimed again: everything after the
+        claim is idempotent (same object names, same training job name).
+        """
+        run.updated_at = now_iso()
+        item = _item({"pk": f"RUN#{run.model}", "sk": run.job, **run.to_attributes()})
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR #status = :formatting",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_item({":formatting": str(RunStatus.FORMATTING)}),
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def get_run(self, model: str, job: str) -> Run | None:
+        item = self.client.get_item(
+            TableName=self.table_name, Key=_run_key(model, job), ConsistentRead=True
+        ).get("Item")
+        return Run.from_attributes(_attributes(item)) if item else None
+
+    def update_run(
+        self, model: str, job: str, *, only_from: set[RunStatus] | None = None, **changes: Any
+    ) -> bool:
+        """Set fields on a run; with ``only_from``, only if its status is one of those."""
+        changes = {k: (str(v) if isinstance(v, RunStatus) else v) for k, v in changes.items()}
+        changes["updated_at"] = now_iso()
+        expression, names, values = _set_expression(changes)
+        condition = "attribute_exists(pk)"
+        if only_from:
+            names["#current"] = "status"
+            allowed = {f":s{i}": str(s) for i, s in enumerate(sorted(only_from))}
+            values.update(_item(allowed))
+            condition += f" AND #current IN ({', '.join(allowed)})"
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_run_key(model, job),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def list_runs(self, model: str, limit: int = 20) -> list[Run]:
+        response = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=_item({":pk": f"RUN#{model}"}),
+            Limit=limit,
+        )
+        return [Run.from_attributes(_attributes(item)) for item in response.get("Items", [])]
+
+    # --- models ------------------------------------------------------------------------
+
+    def get_model(self, model: str, consistent: bool = True) -> ModelRecord | None:
+        item = self.client.get_item(
+            TableName=self.table_name, Key=_model_key(model), ConsistentRead=consistent
+        ).get("Item")
+        return ModelRecord.from_attributes(_attributes(item)) if item else None
+
+    def record_upload(self, model: str, endpoint: str, job: str) -> None:
+        """Create the model on its first upload; always point ``latest_run`` at this upload."""
+        stamp = now_iso()
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=_model_key(model),
+            UpdateExpression=(
+                "SET #model = :model, #endpoint = :endpoint, #latest = :job, #updated = :now, "
+                "#created = if_not_exists(#created, :now)"
+            ),
+            ExpressionAttributeNames={
+                "#model": "model",
+                "#endpoint": "endpoint",
+                "#latest": "latest_run",
+                "#updated": "updated_at",
+                "#created": "created_at",
+            },
+            ExpressionAttributeValues=_item(
+                {":model": model, ":endpoint": endpoint, ":job": job, ":now": stamp}
+            ),
+        )
+
+    def propose_desired_run(self, model: str, job: str, created_at: str) -> bool:
+        """Make ``job`` the run the endpoint should serve, unless a newer one already is."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_model_key(model),
+                UpdateExpression="SET #desired = :job, #desired_at = :created, #updated = :now",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (attribute_not_exists(#desired_at) "
+                    "OR #desired_at < :created OR #desired = :job)"
+                ),
+                ExpressionAttributeNames={
+                    "#desired": "desired_run",
+                    "#desired_at": "desired_created_at",
+                    "#updated": "updated_at",
+                },
+                ExpressionAttributeValues=_item(
+                    {":job": job, ":created": created_at, ":now": now_iso()}
+                ),
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def update_model(self, model: str, **changes: Any) -> None:
+        changes["updated_at"] = now_iso()
+        expression, names, values = _set_expression(changes)
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=_model_key(model),
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def list_models(self) -> list[ModelRecord]:
+        models: list[ModelRecord] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _item({":pk": MODEL_PK}),
+        }
+        while True:
+            response = self.client.query(**kwargs)
+            models += [ModelRecord.from_attributes(_attributes(i)) for i in response["Items"]]
+            if "LastEvaluatedKey" not in response:
+                return models
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

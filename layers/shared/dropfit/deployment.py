@@ -1,0 +1,170 @@
+"""From a finished training job to the model's stable serverless endpoint.
+
+Event-driven and idempotent. Every event (training finished, endpoint changed state) ends in
+:meth:`Deployer.reconcile`, which compares what the table wants served (``desired_run``: the
+newest trained run) with what the endpoint serves and issues at most one create or update. An
+endpoint that is busy is left alone: its next "Endpoint State Change" event reconciles again, so a
+model that finished training during an update is deployed right after it, never lost. Nothing is
+ever deleted; a failed update leaves SageMaker serving the previous config (it rolls back).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from dropfit.aws.notify import FailureNotifier
+from dropfit.aws.sagemaker import EndpointState, SageMakerControl
+from dropfit.aws.table import RunsTable
+from dropfit.names import model_from_endpoint_name, model_from_job_name
+from dropfit.records import ModelRecord, RunStatus
+from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request, tags
+from dropfit.settings import DeploySettings
+
+logger = logging.getLogger(__name__)
+
+BUSY = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+WAITING_FOR_TRAINING = {RunStatus.FORMATTING, RunStatus.TRAINING}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What reconcile should do, decided without side effects."""
+
+    served: str | None = None  # the run the endpoint now serves (mark DEPLOYED)
+    failed: str | None = None  # the run whose deployment failed
+    failure_reason: str | None = None
+    action: Literal["create", "update", "wait", "none"] = "none"
+    target: str | None = None  # run to create/update the endpoint with
+
+
+def plan_endpoint(record: ModelRecord, endpoint: EndpointState | None) -> Plan:
+    desired = record.desired_run
+    if endpoint is None:
+        return Plan(action="create", target=desired) if desired else Plan()
+    if endpoint.status in BUSY:
+        return Plan(action="wait")
+    if endpoint.status == "Failed":
+        # Only a first deployment can leave the endpoint Failed (an update rolls back instead).
+        failed = record.deploying_run or endpoint.config_name
+        reason = endpoint.failure_reason or "the endpoint failed to start"
+        if desired and desired != failed:
+            return Plan(failed=failed, failure_reason=reason, action="update", target=desired)
+        return Plan(failed=failed, failure_reason=reason)
+    served = endpoint.config_name
+    failed = None
+    if record.deploying_run and record.deploying_run != served:
+        failed = record.deploying_run  # we asked for it, yet the old config serves: rolled back
+    if desired and desired not in (served, failed):
+        return Plan(served=served, failed=failed, failure_reason=endpoint.failure_reason,
+                    action="update", target=desired)
+    return Plan(served=served, failed=failed, failure_reason=endpoint.failure_reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployer:
+    settings: DeploySettings
+    table: RunsTable
+    sagemaker: SageMakerControl
+    notifier: FailureNotifier
+
+    def on_training_finished(
+        self, job: str, status: str, failure_reason: str | None, artifact: str | None
+    ) -> str:
+        model = model_from_job_name(self.settings.name_prefix, job)
+        run = self.table.get_run(model, job)
+        if run is None:
+            logger.warning("training job has no run record; ignored", extra={"run": job})
+            return "ignored"
+        if run.status not in WAITING_FOR_TRAINING:
+            logger.info("repeated training event ignored", extra={"run": job, "status": run.status})
+            return "duplicate"
+        if status != "Completed":
+            reason = f"Training job {status.lower()}: {failure_reason or 'no reason given'}"
+            if self.table.update_run(
+                model, job, only_from=WAITING_FOR_TRAINING, status=RunStatus.FAILED, reason=reason
+            ):
+                self.notifier.run_failed(model, job, "training", reason)
+            return "failed"
+
+        described = self.sagemaker.describe_training_job(job)
+        artifact = artifact or described["ModelArtifacts"]["S3ModelArtifacts"]
+        metrics = {
+            m["MetricName"]: float(m["Value"]) for m in described.get("FinalMetricDataList", [])
+        }
+        settings = self.settings
+        self.sagemaker.create_model(
+            model_request(
+                name=job,
+                model=model,
+                image_uri=settings.knn_image_uri,
+                artifact_uri=artifact,
+                role_arn=settings.sagemaker_role_arn,
+            )
+        )
+        self.sagemaker.create_endpoint_config(
+            serverless_endpoint_config_request(
+                name=job,
+                model=model,
+                memory_mb=settings.serverless_memory_mb,
+                max_concurrency=settings.serverless_max_concurrency,
+            )
+        )
+        if not self.table.update_run(
+            model, job, only_from=WAITING_FOR_TRAINING,
+            status=RunStatus.TRAINED, metrics=metrics, artifact=artifact,
+        ):
+            return "duplicate"  # a concurrent copy of this event got here first
+        if not self.table.propose_desired_run(model, job, run.created_at):
+            self.table.update_run(
+                model, job, only_from={RunStatus.TRAINED}, status=RunStatus.SUPERSEDED,
+                reason="A newer upload of this model was trained first.",
+            )
+            return "superseded"
+        return self.reconcile(model)
+
+    def on_endpoint_changed(self, endpoint: str) -> str:
+        return self.reconcile(model_from_endpoint_name(self.settings.name_prefix, endpoint))
+
+    def reconcile(self, model: str) -> str:
+        record = self.table.get_model(model)
+        if record is None:
+            return "ignored"
+        endpoint = self.sagemaker.describe_endpoint(record.endpoint)
+        plan = plan_endpoint(record, endpoint)
+        logger.info("reconcile", extra={"model": model, "plan": plan, "endpoint": endpoint})
+        changes: dict[str, Any] = {}
+        if plan.failed:
+            reason = f"Deployment failed: {plan.failure_reason or 'unknown reason'}"
+            if self.table.update_run(
+                model, plan.failed, only_from={RunStatus.DEPLOYING, RunStatus.TRAINED},
+                status=RunStatus.FAILED, reason=reason,
+            ):
+                self.notifier.run_failed(model, plan.failed, "deployment", reason)
+            changes["deploying_run"] = None
+            if record.desired_run == plan.failed:
+                # Don't retry a run that failed; the endpoint keeps what it serves.
+                changes["desired_run"] = plan.served
+        if plan.served and plan.served != record.deployed_run:
+            self.table.update_run(model, plan.served, status=RunStatus.DEPLOYED, reason=None)
+            if record.deployed_run:
+                self.table.update_run(
+                    model, record.deployed_run, only_from={RunStatus.DEPLOYED},
+                    status=RunStatus.SUPERSEDED, reason=f"Replaced by {plan.served}.",
+                )
+            changes["deployed_run"] = plan.served
+            if record.deploying_run == plan.served:
+                changes["deploying_run"] = None
+        if plan.action in ("create", "update") and plan.target:
+            issued = (
+                self.sagemaker.create_endpoint(record.endpoint, plan.target, tags(model, plan.target))
+                if plan.action == "create"
+                else self.sagemaker.update_endpoint(record.endpoint, plan.target)
+            )
+            if issued:
+                self.table.update_run(model, plan.target, status=RunStatus.DEPLOYING)
+                changes["deploying_run"] = plan.target
+        if changes:
+            self.table.update_model(model, **changes)
+        return plan.action

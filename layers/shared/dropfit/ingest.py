@@ -1,0 +1,152 @@
+"""An upload becomes a run: claim it once, validate and format it, start its training job."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from dropfit.aws.notify import FailureNotifier
+from dropfit.aws.s3 import Storage
+from dropfit.aws.sagemaker import SageMakerControl
+from dropfit.aws.table import RunsTable
+from dropfit.dataset import format_dataset
+from dropfit.errors import InvalidUpload
+from dropfit.names import endpoint_name, job_name, model_name_from_key, source_digest
+from dropfit.options import parse_options
+from dropfit.records import Run, RunStatus, now_iso
+from dropfit.sagemaker_requests import TrainingJobSpec, training_job_request
+from dropfit.settings import FormatSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedObject:
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str | None
+    sequencer: str | None
+    size: int | None
+
+    def identity(self) -> str:
+        """One id per object version: the version id, or (unversioned) etag and sequencer."""
+        return self.version_id or f"{self.etag}:{self.sequencer}"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    outcome: Literal["started", "duplicate", "rejected", "ignored"]
+    model: str | None = None
+    run: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ingestor:
+    settings: FormatSettings
+    storage: Storage
+    table: RunsTable
+    sagemaker: SageMakerControl
+    notifier: FailureNotifier
+
+    def process(self, upload: UploadedObject) -> IngestResult:
+        settings = self.settings
+        if upload.bucket != settings.bucket_name or not upload.key.startswith(
+            settings.incoming_prefix
+        ):
+            # The rule filters these out; a stray event must never touch other data.
+            return IngestResult("ignored", reason=f"s3://{upload.bucket}/{upload.key} is not ours")
+        try:
+            model = model_name_from_key(upload.key, settings.incoming_prefix)
+        except InvalidUpload as error:
+            # No model name means nowhere to record a run: log and notify only.
+            logger.warning("upload rejected", extra={"key": upload.key, "reason": error.message})
+            self.notifier.run_failed("-", "-", "naming", error.message)
+            return IngestResult("rejected", reason=error.message)
+        job = job_name(
+            settings.name_prefix,
+            model,
+            source_digest(upload.bucket, upload.key, upload.identity()),
+        )
+        run = Run(
+            model=model,
+            job=job,
+            status=RunStatus.FORMATTING,
+            created_at=now_iso(),
+            source={
+                "bucket": upload.bucket,
+                "key": upload.key,
+                "version_id": upload.version_id,
+                "etag": upload.etag,
+                "size": upload.size,
+            },
+        )
+        if not self.table.claim_run(run):
+            logger.info("duplicate upload event ignored", extra={"model": model, "run": job})
+            return IngestResult("duplicate", model=model, run=job)
+        self.table.record_upload(model, endpoint_name(settings.name_prefix, model), job)
+
+        try:
+            return self._format_and_train(upload, model, job)
+        except InvalidUpload as error:
+            self.table.update_run(model, job, status=RunStatus.FAILED, reason=error.message)
+            self.notifier.run_failed(model, job, "validation", error.message)
+            logger.warning("upload rejected", extra={"model": model, "run": job, "reason": error.message})
+            return IngestResult("rejected", model=model, run=job, reason=error.message)
+
+    def _format_and_train(self, upload: UploadedObject, model: str, job: str) -> IngestResult:
+        settings = self.settings
+        original = self.storage.read_upload(upload.bucket, upload.key, upload.version_id)
+        options = parse_options(original.metadata)
+        dataset = format_dataset(original.body, options, settings.default_k)
+
+        base = f"{settings.datasets_prefix}{model}/{job}/"
+        train_uri = self.storage.put(upload.bucket, f"{base}train/train.csv", dataset.train_csv, "text/csv")
+        test_uri = self.storage.put(upload.bucket, f"{base}test/test.csv", dataset.test_csv, "text/csv")
+        self.storage.put(
+            upload.bucket, f"{base}metadata.json", dataset.metadata.to_json().encode(), "application/json"
+        )
+        meta = dataset.metadata
+        hyperparameters = {**options.extra_hyperparameters, **dataset.hyperparameters()}
+        request = training_job_request(
+            TrainingJobSpec(
+                job_name=job,
+                model=model,
+                image_uri=settings.knn_image_uri,
+                role_arn=settings.sagemaker_role_arn,
+                train_uri=train_uri.rsplit("/", 1)[0] + "/",
+                test_uri=test_uri.rsplit("/", 1)[0] + "/",
+                output_uri=f"s3://{upload.bucket}/{settings.artifacts_prefix}{model}/",
+                hyperparameters=hyperparameters,
+                instance_type=settings.training_instance_type,
+                instance_count=settings.training_instance_count,
+                max_runtime_seconds=settings.max_training_seconds,
+            )
+        )
+        # Record the label map and features before the job exists: the deploy step relies on them.
+        self.table.update_run(
+            model,
+            job,
+            options=options.as_record(),
+            feature_names=meta.feature_names,
+            classes=meta.classes,
+            predictor_type=meta.predictor_type,
+            dataset={
+                "prefix": f"s3://{upload.bucket}/{base}",
+                "n_train": meta.n_train,
+                "n_test": meta.n_test,
+                "label_column": meta.label_column,
+                "hyperparameters": hyperparameters,
+            },
+        )
+        started = self.sagemaker.start_training_job(request)
+        self.table.update_run(
+            model, job, only_from={RunStatus.FORMATTING}, status=RunStatus.TRAINING
+        )
+        logger.info(
+            "training job started" if started else "training job already existed",
+            extra={"model": model, "run": job, "rows": meta.n_rows},
+        )
+        return IngestResult("started", model=model, run=job)

@@ -1,0 +1,127 @@
+"""Per-upload options, given as S3 object metadata (``aws s3 cp --metadata label=Species,k=3``).
+
+S3 returns user metadata keys in lower case; ``-`` and ``_`` are interchangeable here. Options the
+pipeline owns are validated strictly before any money is spent. Keys starting with ``hp-`` are
+passed to the k-NN algorithm as raw hyperparameters (for experts: e.g. ``hp-index_metric=COSINE``);
+those the algorithm itself validates, and a bad one fails the training job with its reason.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from dropfit.errors import InvalidUpload
+
+PREDICTOR_TYPES = ("classifier", "regressor")
+K_MAX = 1024  # the built-in k-NN's documented maximum
+HYPERPARAMETER_PREFIX = "hp-"
+# Set by Dropfit itself from the data; an hp- override would make the job disagree with the data.
+RESERVED_HYPERPARAMETERS = frozenset({"feature_dim", "k", "predictor_type", "sample_size"})
+_HYPERPARAMETER_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+KNOWN_OPTIONS = ("label", "k", "predictor_type", "test_fraction", "sample_size")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadOptions:
+    label: str | None = None
+    k: int | None = None
+    predictor_type: str | None = None
+    test_fraction: float = 0.25
+    sample_size: int | None = None
+    extra_hyperparameters: dict[str, str] = field(default_factory=dict)
+
+    def as_record(self) -> dict[str, object]:
+        """What is stored with the run (only what the user set, plus defaults that matter)."""
+        record: dict[str, object] = {"test_fraction": str(self.test_fraction)}
+        for name in ("label", "k", "predictor_type", "sample_size"):
+            value = getattr(self, name)
+            if value is not None:
+                record[name] = str(value)
+        if self.extra_hyperparameters:
+            record["hyperparameters"] = dict(self.extra_hyperparameters)
+        return record
+
+
+def _int_option(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise InvalidUpload(
+            f"Option {name}={raw!r} is not a whole number; expected {low}..{high}."
+        ) from None
+    if not low <= value <= high:
+        raise InvalidUpload(f"Option {name}={value} is out of range; expected {low}..{high}.")
+    return value
+
+
+def parse_options(metadata: Mapping[str, str]) -> UploadOptions:
+    """Turn S3 user metadata into validated options; unknown keys are an error (typos cost money)."""
+    values: dict[str, str] = {}
+    extra: dict[str, str] = {}
+    for raw_key, raw_value in metadata.items():
+        key = raw_key.strip().lower()
+        if key.startswith(HYPERPARAMETER_PREFIX):
+            name = key[len(HYPERPARAMETER_PREFIX) :].replace("-", "_")
+            if not _HYPERPARAMETER_NAME.match(name):
+                raise InvalidUpload(f"Hyperparameter option {raw_key!r} has an invalid name.")
+            if name in RESERVED_HYPERPARAMETERS:
+                raise InvalidUpload(
+                    f"Hyperparameter {name} is set by Dropfit from the data and the options "
+                    f"(k, predictor_type, sample_size); use those instead of {raw_key!r}."
+                )
+            if not raw_value or len(raw_value) > 256:
+                raise InvalidUpload(f"Hyperparameter {name} needs a value of 1 to 256 characters.")
+            extra[name] = raw_value
+            continue
+        key = key.replace("-", "_")
+        if key not in KNOWN_OPTIONS:
+            raise InvalidUpload(
+                f"Unknown option {raw_key!r}; known options are {', '.join(KNOWN_OPTIONS)} "
+                f"and {HYPERPARAMETER_PREFIX}<hyperparameter>."
+            )
+        values[key] = raw_value
+
+    label = values.get("label")
+    if label is not None and not label.strip():
+        raise InvalidUpload("Option label is empty; give the name of the label column.")
+
+    predictor_type = values.get("predictor_type")
+    if predictor_type is not None:
+        predictor_type = predictor_type.strip().lower()
+        if predictor_type not in PREDICTOR_TYPES:
+            raise InvalidUpload(
+                f"Option predictor_type={values['predictor_type']!r} is not supported; "
+                f"expected one of {', '.join(PREDICTOR_TYPES)}."
+            )
+
+    test_fraction = 0.25
+    if "test_fraction" in values:
+        raw = values["test_fraction"]
+        try:
+            test_fraction = float(raw)
+        except ValueError:
+            raise InvalidUpload(
+                f"Option test_fraction={raw!r} is not a number; expected a value between 0 and 1 "
+                "(exclusive), e.g. 0.25."
+            ) from None
+        if not (math.isfinite(test_fraction) and 0.0 < test_fraction < 1.0):
+            raise InvalidUpload(
+                f"Option test_fraction={raw} is out of range; expected a value strictly between "
+                "0 and 1, e.g. 0.25."
+            )
+
+    return UploadOptions(
+        label=label.strip() if label is not None else None,
+        k=_int_option("k", values["k"], 1, K_MAX) if "k" in values else None,
+        predictor_type=predictor_type,
+        test_fraction=test_fraction,
+        sample_size=(
+            _int_option("sample_size", values["sample_size"], 1, 2**31 - 1)
+            if "sample_size" in values
+            else None
+        ),
+        extra_hyperparameters=extra,
+    )

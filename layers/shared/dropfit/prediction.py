@@ -1,0 +1,191 @@
+"""Prediction I/O: request bodies -> feature rows -> k-NN CSV; k-NN answers -> labelled predictions.
+
+Pure Python (json, math): this is the predict function's hot path and cold start.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dropfit.errors import BadRequest, PayloadTooLarge, UnprocessableRequest, UnsupportedMediaType
+from dropfit.labels import LabelMap
+
+MAX_INSTANCES = 10_000
+MAX_ENDPOINT_PAYLOAD = 4 * 1024 * 1024  # serverless endpoints accept at most 4 MB per request
+JSON_TYPES = ("application/json",)
+CSV_TYPES = ("text/csv",)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    label: str | float
+    neighbors: list[dict[str, Any]] | None = None
+
+    def view(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"label": self.label}
+        if self.neighbors is not None:
+            shown["neighbors"] = self.neighbors
+        return shown
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "application/json").split(";", 1)[0].strip().lower()
+
+
+def _number(value: Any, where: str) -> float:
+    # bool is an int in Python; true/false are not feature values
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UnprocessableRequest(f"{where} must be a number, got {json.dumps(value)[:40]}.")
+    number = float(value)
+    if not math.isfinite(number):
+        raise UnprocessableRequest(f"{where} must be a finite number, got {value!r}.")
+    return number
+
+
+def _reject_constant(name: str) -> float:
+    raise UnprocessableRequest(f"{name} is not a finite number; send finite feature values.")
+
+
+def parse_instances(body: str, content_type: str | None, features: Sequence[str]) -> list[list[float]]:
+    """Feature rows in training order, from JSON ``{"instances": [...]}`` or a CSV body.
+
+    A JSON instance is either a list of values in training order or an object keyed by feature
+    name. A CSV body may start with a header row naming the features (any order).
+    """
+    media = _media_type(content_type)
+    if media in JSON_TYPES:
+        rows = _parse_json(body, features)
+    elif media in CSV_TYPES:
+        rows = _parse_csv(body, features)
+    else:
+        raise UnsupportedMediaType(
+            f"Content type {media!r} is not supported; send application/json or text/csv."
+        )
+    if not rows:
+        raise UnprocessableRequest("No instances to predict; send at least one.")
+    if len(rows) > MAX_INSTANCES:
+        raise PayloadTooLarge(
+            f"{len(rows)} instances in one request; at most {MAX_INSTANCES} are accepted."
+        )
+    return rows
+
+
+def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest("The JSON body is nested too deeply.") from None
+    except ValueError as error:
+        if isinstance(error, UnprocessableRequest):
+            raise
+        raise BadRequest(f"The body is not valid JSON: {error}.") from None
+    if not isinstance(document, dict) or "instances" not in document:
+        raise BadRequest('The body must be a JSON object {"instances": [...]}.')
+    instances = document["instances"]
+    if not isinstance(instances, list):
+        raise BadRequest('"instances" must be a list of instances.')
+    if len(instances) > MAX_INSTANCES:
+        raise PayloadTooLarge(
+            f"{len(instances)} instances in one request; at most {MAX_INSTANCES} are accepted."
+        )
+    n = len(features)
+    rows: list[list[float]] = []
+    for i, instance in enumerate(instances):
+        if isinstance(instance, list):
+            if len(instance) != n:
+                raise UnprocessableRequest(
+                    f"instances[{i}] has {len(instance)} values; the model expects {n}: "
+                    f"{', '.join(features)}."
+                )
+            rows.append([_number(v, f"instances[{i}][{j}]") for j, v in enumerate(instance)])
+        elif isinstance(instance, dict):
+            missing = [name for name in features if name not in instance]
+            unknown = [name for name in instance if name not in features]
+            if missing or unknown:
+                parts = []
+                if missing:
+                    parts.append(f"missing {', '.join(missing)}")
+                if unknown:
+                    parts.append(f"unknown {', '.join(str(u)[:40] for u in unknown)}")
+                raise UnprocessableRequest(
+                    f"instances[{i}] has {'; '.join(parts)}; the features are {', '.join(features)}."
+                )
+            rows.append([_number(instance[name], f"instances[{i}].{name}") for name in features])
+        else:
+            raise UnprocessableRequest(
+                f"instances[{i}] must be a list of {n} numbers or an object keyed by feature name."
+            )
+    return rows
+
+
+def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
+    lines = [line.strip() for line in body.splitlines() if line.strip()]
+    if not lines:
+        return []
+    order = list(range(len(features)))
+    header = [cell.strip().strip('"') for cell in lines[0].split(",")]
+    if set(header) == set(features) and len(header) == len(features):
+        order = [header.index(name) for name in features]
+        lines = lines[1:]
+    rows: list[list[float]] = []
+    for i, line in enumerate(lines, start=1):
+        cells = line.split(",")
+        if len(cells) != len(features):
+            raise UnprocessableRequest(
+                f"CSV row {i} has {len(cells)} values; the model expects {len(features)}: "
+                f"{', '.join(features)}."
+            )
+        row: list[float] = []
+        for j in order:
+            try:
+                value = float(cells[j])
+            except ValueError:
+                raise UnprocessableRequest(
+                    f"CSV row {i}, column {features[j]!r}: {cells[j].strip()[:40]!r} is not a number."
+                ) from None
+            if not math.isfinite(value):
+                raise UnprocessableRequest(
+                    f"CSV row {i}, column {features[j]!r} must be a finite number."
+                )
+            row.append(value)
+        rows.append(row)
+    return rows
+
+
+def to_endpoint_csv(rows: Sequence[Sequence[float]]) -> bytes:
+    """The k-NN text/csv request: one row per instance, no label; repr keeps every digit."""
+    payload = "\n".join(",".join(map(repr, row)) for row in rows).encode()
+    if len(payload) > MAX_ENDPOINT_PAYLOAD:
+        raise PayloadTooLarge(
+            f"The instances make a {len(payload)} byte request; the endpoint accepts at most "
+            f"{MAX_ENDPOINT_PAYLOAD} bytes. Split them into smaller requests."
+        )
+    return payload
+
+
+def parse_endpoint_answer(
+    body: bytes, expected: int, label_map: LabelMap | None, verbose: bool
+) -> list[Prediction]:
+    """k-NN JSON answers (verbose or not) -> predictions with class names (or numbers)."""
+    document = json.loads(body)
+    answers = document["predictions"]
+    if len(answers) != expected:
+        raise ValueError(f"the endpoint returned {len(answers)} predictions for {expected} rows")
+
+    def name(value: float) -> str | float:
+        return label_map.decode(value) if label_map is not None else float(value)
+
+    predictions: list[Prediction] = []
+    for answer in answers:
+        neighbors = None
+        if verbose:
+            neighbors = [
+                {"label": name(label), "distance": float(distance)}
+                for label, distance in zip(answer.get("labels", []), answer.get("distances", []), strict=False)
+            ]
+        predictions.append(Prediction(label=name(float(answer["predicted_label"])), neighbors=neighbors))
+    return predictions

@@ -1,0 +1,84 @@
+"""What the table holds about models and runs (one run per uploaded object version)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Self
+
+
+class RunStatus(StrEnum):
+    FORMATTING = "FORMATTING"  # claimed by the format function
+    TRAINING = "TRAINING"  # training job started
+    TRAINED = "TRAINED"  # model and endpoint config exist; waiting for the endpoint
+    DEPLOYING = "DEPLOYING"  # CreateEndpoint/UpdateEndpoint issued for this run
+    DEPLOYED = "DEPLOYED"  # the endpoint serves this run
+    SUPERSEDED = "SUPERSEDED"  # a newer run was deployed before this one got its turn
+    FAILED = "FAILED"
+
+
+TERMINAL = frozenset({RunStatus.DEPLOYED, RunStatus.SUPERSEDED, RunStatus.FAILED})
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class Run:
+    model: str
+    job: str
+    status: RunStatus
+    created_at: str
+    source: dict[str, Any]  # bucket, key, version_id, etag, size
+    updated_at: str = ""
+    reason: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    feature_names: list[str] | None = None
+    classes: list[str] | None = None
+    predictor_type: str | None = None
+    dataset: dict[str, Any] | None = None  # s3 uris and row counts
+    metrics: dict[str, float] | None = None
+    artifact: str | None = None
+
+    def to_attributes(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["status"] = str(self.status)
+        return {k: v for k, v in values.items() if v is not None}
+
+    @classmethod
+    def from_attributes(cls, item: dict[str, Any]) -> Self:
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in item.items() if k in known}
+        values["status"] = RunStatus(values["status"])
+        return cls(**values)
+
+    def view(self) -> dict[str, Any]:
+        """The run as the API shows it."""
+        shown = self.to_attributes()
+        shown["run"] = shown.pop("job")
+        return shown
+
+
+@dataclass(slots=True)
+class ModelRecord:
+    """Per model: which runs exist, which one should serve, which one does."""
+
+    model: str
+    endpoint: str
+    created_at: str
+    latest_run: str | None = None  # newest upload, whatever its fate
+    desired_run: str | None = None  # newest trained run: the endpoint should serve it
+    desired_created_at: str | None = None
+    deploying_run: str | None = None  # last config we asked the endpoint to take
+    deployed_run: str | None = None  # the run the endpoint serves
+    updated_at: str = ""
+
+    def to_attributes(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_attributes(cls, item: dict[str, Any]) -> Self:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in item.items() if k in known})

@@ -1,0 +1,120 @@
+"""The API's behaviour: list and describe models, predict through a model's endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
+from dropfit.aws.table import RunsTable
+from dropfit.errors import ModelNotFound, ModelNotReady
+from dropfit.labels import LabelMap
+from dropfit.names import check_model_name
+from dropfit.prediction import parse_endpoint_answer, parse_instances, to_endpoint_csv
+from dropfit.records import ModelRecord, Run
+
+JSON = "application/json"
+VERBOSE_JSON = "application/json; verbose=true"
+
+
+@dataclass
+class ModelService:
+    table: RunsTable
+    control: SageMakerControl
+    runtime: SageMakerRuntime
+    # A run's features and label map never change: cache them for the life of the container.
+    _runs: dict[tuple[str, str], Run] = field(default_factory=dict)
+
+    def _model(self, model: str) -> ModelRecord:
+        record = self.table.get_model(check_model_name(model), consistent=False)
+        if record is None:
+            raise ModelNotFound(f"No model named {model!r}. Upload incoming/{model}.csv to create it.")
+        return record
+
+    def _run(self, model: str, job: str) -> Run:
+        key = (model, job)
+        if key not in self._runs:
+            run = self.table.get_run(model, job)
+            if run is None:
+                raise ModelNotReady(f"Run {job} of model {model!r} is not recorded yet.")
+            self._runs[key] = run
+        return self._runs[key]
+
+    def predict(
+        self, model: str, body: str, content_type: str | None, neighbors: bool = False
+    ) -> dict[str, Any]:
+        record = self._model(model)
+        serving = record.deployed_run or record.deploying_run
+        if serving is None:
+            latest = self.table.get_run(model, record.latest_run) if record.latest_run else None
+            state = f" (latest run: {latest.status}{': ' + latest.reason if latest and latest.reason else ''})" if latest else ""
+            raise ModelNotReady(f"Model {model!r} has no endpoint in service yet{state}.")
+        expected = self._run(model, serving)
+        rows = parse_instances(body, content_type, expected.feature_names or [])
+        invocation = self.runtime.invoke(
+            record.endpoint, to_endpoint_csv(rows), "text/csv", VERBOSE_JSON if neighbors else JSON
+        )
+        # Map labels with the run whose variant answered: during an update both may answer.
+        answered = self._run(model, invocation.variant) if invocation.variant else expected
+        label_map = (
+            LabelMap(tuple(answered.classes))
+            if answered.predictor_type == "classifier" and answered.classes
+            else None
+        )
+        predictions = parse_endpoint_answer(invocation.body, len(rows), label_map, neighbors)
+        return {
+            "model": model,
+            "run": answered.job,
+            "predictor_type": answered.predictor_type,
+            "count": len(predictions),
+            "predictions": [p.view() for p in predictions],
+        }
+
+    def list_models(self) -> dict[str, Any]:
+        models = sorted(self.table.list_models(), key=lambda m: m.model)
+        return {
+            "models": [
+                {
+                    "model": m.model,
+                    "endpoint": m.endpoint,
+                    "latest_run": m.latest_run,
+                    "deployed_run": m.deployed_run,
+                    "updated_at": m.updated_at,
+                }
+                for m in models
+            ]
+        }
+
+    def describe_model(self, model: str) -> dict[str, Any]:
+        record = self._model(model)
+        endpoint = self.control.describe_endpoint(record.endpoint)
+        latest = self.table.get_run(model, record.latest_run) if record.latest_run else None
+        # The endpoint itself says which run serves (its config is named after the run).
+        serving_job = (
+            endpoint.config_name
+            if endpoint is not None and endpoint.status in ("InService", "Updating")
+            else None
+        )
+        deployed = self.table.get_run(model, serving_job) if serving_job else None
+        shown = deployed or latest
+        if deployed is not None:
+            status = "ready"
+        elif latest is not None:
+            status = latest.status.lower()
+        else:
+            status = "unknown"
+        return {
+            "model": model,
+            "status": status,
+            "endpoint": {
+                "name": record.endpoint,
+                "status": endpoint.status if endpoint else "NotCreated",
+                "failure_reason": endpoint.failure_reason if endpoint else None,
+            },
+            "features": shown.feature_names if shown else None,
+            "classes": shown.classes if shown else None,
+            "predictor_type": shown.predictor_type if shown else None,
+            "metrics": deployed.metrics if deployed else None,
+            "deployed_run": deployed.view() if deployed else None,
+            "latest_run": latest.view() if latest else None,
+        }

@@ -1,0 +1,80 @@
+"""Typed settings, parsed once from the environment that template.yaml sets.
+
+Each function has its own settings class listing exactly the variables it reads; a template test
+checks that every one of them is set on that function, so code and template cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Self
+
+
+class SettingsError(RuntimeError):
+    """A required environment variable is missing or malformed (a deployment bug, not user input)."""
+
+
+def _env_name(field_name: str) -> str:
+    return field_name.upper()
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            name = _env_name(field.name)
+            raw = env.get(name)
+            if raw is None or raw == "":
+                raise SettingsError(f"environment variable {name} is not set")
+            if field.type in ("int", int):
+                try:
+                    values[field.name] = int(raw)
+                except ValueError as exc:
+                    raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+            else:
+                values[field.name] = raw
+        return cls(**values)
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        """The environment variables this settings class reads."""
+        return [_env_name(f.name) for f in fields(cls)]
+
+
+@dataclass(frozen=True, slots=True)
+class FormatSettings(_Settings):
+    table_name: str
+    bucket_name: str
+    name_prefix: str
+    incoming_prefix: str
+    datasets_prefix: str
+    artifacts_prefix: str
+    knn_image_uri: str
+    sagemaker_role_arn: str
+    training_instance_type: str
+    training_instance_count: int
+    max_training_seconds: int
+    default_k: int
+    failure_topic_arn: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeploySettings(_Settings):
+    table_name: str
+    name_prefix: str
+    knn_image_uri: str
+    sagemaker_role_arn: str
+    serverless_memory_mb: int
+    serverless_max_concurrency: int
+    failure_topic_arn: str
+
+
+@dataclass(frozen=True, slots=True)
+class PredictSettings(_Settings):
+    table_name: str
+    name_prefix: str
