@@ -1,4 +1,4 @@
-"""SageMaker training/endpoint state changes -> the model's serverless endpoint, created or updated."""
+"""SageMaker training and endpoint state changes -> the model's serverless endpoint."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from dropfit.aws.notify import FailureNotifier
 from dropfit.aws.sagemaker import SageMakerControl
 from dropfit.aws.table import RunsTable

@@ -12,7 +12,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from dropfit.aws.notify import FailureNotifier
 from dropfit.aws.s3 import Storage
 from dropfit.aws.sagemaker import SageMakerControl
@@ -38,7 +37,9 @@ ingestor = Ingestor(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_parser(model=S3EventNotificationEventBridgeModel)
-def lambda_handler(event: S3EventNotificationEventBridgeModel, context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(
+    event: S3EventNotificationEventBridgeModel, context: LambdaContext
+) -> dict[str, Any]:
     obj = event.detail.object
     result = ingestor.process(
         UploadedObject(

@@ -11,7 +11,6 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
 from dropfit.errors import ApiError, InvalidModelName
@@ -76,7 +75,9 @@ def invalid_model_name(error: InvalidModelName) -> Response:
 
 @app.not_found
 def not_found(_: Exception) -> Response:
-    return _error(404, "NotFound", "No such route; see GET /models and POST /models/{model}/predict.")
+    return _error(
+        404, "NotFound", "No such route; see GET /models and POST /models/{model}/predict."
+    )
 
 
 @app.exception_handler(Exception)

@@ -1,4 +1,4 @@
-"""Dropfit's domain package: dataset formatting, naming, SageMaker requests, label maps, predictions.
+"""Dropfit's domain: dataset formatting, naming, SageMaker requests, label maps, predictions.
 
 Submodules are imported explicitly by the functions that need them, so the predict path never
 pays for pandas (only `dropfit.dataset` imports it).

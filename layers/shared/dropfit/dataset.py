@@ -175,7 +175,9 @@ def _read_header(text: str) -> list[str]:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise InvalidUpload(f"Column name {name!r} appears more than once; names must be unique.")
+            raise InvalidUpload(
+                f"Column name {name!r} appears more than once; names must be unique."
+            )
         seen.add(name)
     if len(names) - 1 > MAX_FEATURES:
         raise InvalidUpload(
@@ -218,7 +220,7 @@ def _raise_first_missing(text: str, header: list[str], empty: npt.NDArray[np.boo
     next(reader)
     data_row = 0
     for fields in reader:
-        if not fields or all(not f.strip() for f in fields) and len(fields) <= 1:
+        if not fields or (all(not f.strip() for f in fields) and len(fields) <= 1):
             continue  # blank line, skipped like pandas does
         data_row += 1
         if len(fields) != len(header):
@@ -283,7 +285,11 @@ def _numeric_block(
         if bad.any():
             row = int(np.argmax(bad))
             raw = frame[name].iat[row]
-            kind = "non-finite" if not math.isnan(values[row]) or raw.lower() == "nan" else "non-numeric"
+            kind = (
+                "non-finite"
+                if not math.isnan(values[row]) or raw.lower() == "nan"
+                else "non-numeric"
+            )
             raise InvalidUpload(
                 f"{role.capitalize()} column {name!r} has a {kind} value {raw[:40]!r} in data row "
                 f"{row + 1}; {role}s must be finite numbers."
@@ -299,7 +305,9 @@ def _encode_classes(column: pd.Series, name: str) -> tuple[LabelMap, npt.NDArray
         values = _parse_floats(column)
         if not np.isfinite(values).all():
             row = int(np.argmax(~np.isfinite(values)))
-            raise InvalidUpload(f"Label column {name!r} has a non-finite value in data row {row + 1}.")
+            raise InvalidUpload(
+                f"Label column {name!r} has a non-finite value in data row {row + 1}."
+            )
         labels = pd.Series([str(int(v)) if v == int(v) else repr(v) for v in values])
     too_long = labels.str.len() > MAX_NAME_LENGTH
     if too_long.any():

@@ -57,8 +57,13 @@ def plan_endpoint(record: ModelRecord, endpoint: EndpointState | None) -> Plan:
     if record.deploying_run and record.deploying_run != served:
         failed = record.deploying_run  # we asked for it, yet the old config serves: rolled back
     if desired and desired not in (served, failed):
-        return Plan(served=served, failed=failed, failure_reason=endpoint.failure_reason,
-                    action="update", target=desired)
+        return Plan(
+            served=served,
+            failed=failed,
+            failure_reason=endpoint.failure_reason,
+            action="update",
+            target=desired,
+        )
     return Plan(served=served, failed=failed, failure_reason=endpoint.failure_reason)
 
 
@@ -112,13 +117,20 @@ class Deployer:
             )
         )
         if not self.table.update_run(
-            model, job, only_from=WAITING_FOR_TRAINING,
-            status=RunStatus.TRAINED, metrics=metrics, artifact=artifact,
+            model,
+            job,
+            only_from=WAITING_FOR_TRAINING,
+            status=RunStatus.TRAINED,
+            metrics=metrics,
+            artifact=artifact,
         ):
             return "duplicate"  # a concurrent copy of this event got here first
         if not self.table.propose_desired_run(model, job, run.created_at):
             self.table.update_run(
-                model, job, only_from={RunStatus.TRAINED}, status=RunStatus.SUPERSEDED,
+                model,
+                job,
+                only_from={RunStatus.TRAINED},
+                status=RunStatus.SUPERSEDED,
                 reason="A newer upload of this model was trained first.",
             )
             return "superseded"
@@ -138,8 +150,11 @@ class Deployer:
         if plan.failed:
             reason = f"Deployment failed: {plan.failure_reason or 'unknown reason'}"
             if self.table.update_run(
-                model, plan.failed, only_from={RunStatus.DEPLOYING, RunStatus.TRAINED},
-                status=RunStatus.FAILED, reason=reason,
+                model,
+                plan.failed,
+                only_from={RunStatus.DEPLOYING, RunStatus.TRAINED},
+                status=RunStatus.FAILED,
+                reason=reason,
             ):
                 self.notifier.run_failed(model, plan.failed, "deployment", reason)
             changes["deploying_run"] = None
@@ -150,15 +165,20 @@ class Deployer:
             self.table.update_run(model, plan.served, status=RunStatus.DEPLOYED, reason=None)
             if record.deployed_run:
                 self.table.update_run(
-                    model, record.deployed_run, only_from={RunStatus.DEPLOYED},
-                    status=RunStatus.SUPERSEDED, reason=f"Replaced by {plan.served}.",
+                    model,
+                    record.deployed_run,
+                    only_from={RunStatus.DEPLOYED},
+                    status=RunStatus.SUPERSEDED,
+                    reason=f"Replaced by {plan.served}.",
                 )
             changes["deployed_run"] = plan.served
             if record.deploying_run == plan.served:
                 changes["deploying_run"] = None
         if plan.action in ("create", "update") and plan.target:
             issued = (
-                self.sagemaker.create_endpoint(record.endpoint, plan.target, tags(model, plan.target))
+                self.sagemaker.create_endpoint(
+                    record.endpoint, plan.target, tags(model, plan.target)
+                )
                 if plan.action == "create"
                 else self.sagemaker.update_endpoint(record.endpoint, plan.target)
             )

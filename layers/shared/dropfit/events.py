@@ -17,8 +17,8 @@ class TrainingJobDetail(BaseModel):
     ModelArtifacts: TrainingArtifacts | None = None
 
 
-class TrainingJobStateChange(EventBridgeModel):  # type: ignore[override]
-    detail: TrainingJobDetail  # type: ignore[assignment]
+class TrainingJobStateChange(EventBridgeModel):
+    detail: TrainingJobDetail
 
 
 class EndpointDetail(BaseModel):
@@ -26,8 +26,8 @@ class EndpointDetail(BaseModel):
     EndpointStatus: str
 
 
-class EndpointStateChange(EventBridgeModel):  # type: ignore[override]
-    detail: EndpointDetail  # type: ignore[assignment]
+class EndpointStateChange(EventBridgeModel):
+    detail: EndpointDetail
 
 
 TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"

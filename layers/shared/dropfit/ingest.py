@@ -58,8 +58,10 @@ class Ingestor:
         ):
             # The rule filters these out; a stray event must never touch other data.
             return IngestResult("ignored", reason=f"s3://{upload.bucket}/{upload.key} is not ours")
+        # Name the model after the object's real key (events may carry it URL-encoded).
+        key = self.storage.resolve_key(upload.bucket, upload.key, upload.version_id) or upload.key
         try:
-            model = model_name_from_key(upload.key, settings.incoming_prefix)
+            model = model_name_from_key(key, settings.incoming_prefix)
         except InvalidUpload as error:
             # No model name means nowhere to record a run: log and notify only.
             logger.warning("upload rejected", extra={"key": upload.key, "reason": error.message})
@@ -77,7 +79,7 @@ class Ingestor:
             created_at=now_iso(),
             source={
                 "bucket": upload.bucket,
-                "key": upload.key,
+                "key": key,
                 "version_id": upload.version_id,
                 "etag": upload.etag,
                 "size": upload.size,
@@ -89,24 +91,35 @@ class Ingestor:
         self.table.record_upload(model, endpoint_name(settings.name_prefix, model), job)
 
         try:
-            return self._format_and_train(upload, model, job)
+            return self._format_and_train(upload, key, model, job)
         except InvalidUpload as error:
             self.table.update_run(model, job, status=RunStatus.FAILED, reason=error.message)
             self.notifier.run_failed(model, job, "validation", error.message)
-            logger.warning("upload rejected", extra={"model": model, "run": job, "reason": error.message})
+            logger.warning(
+                "upload rejected", extra={"model": model, "run": job, "reason": error.message}
+            )
             return IngestResult("rejected", model=model, run=job, reason=error.message)
 
-    def _format_and_train(self, upload: UploadedObject, model: str, job: str) -> IngestResult:
+    def _format_and_train(
+        self, upload: UploadedObject, key: str, model: str, job: str
+    ) -> IngestResult:
         settings = self.settings
-        original = self.storage.read_upload(upload.bucket, upload.key, upload.version_id)
+        original = self.storage.read_upload(upload.bucket, key, upload.version_id)
         options = parse_options(original.metadata)
         dataset = format_dataset(original.body, options, settings.default_k)
 
         base = f"{settings.datasets_prefix}{model}/{job}/"
-        train_uri = self.storage.put(upload.bucket, f"{base}train/train.csv", dataset.train_csv, "text/csv")
-        test_uri = self.storage.put(upload.bucket, f"{base}test/test.csv", dataset.test_csv, "text/csv")
+        train_uri = self.storage.put(
+            upload.bucket, f"{base}train/train.csv", dataset.train_csv, "text/csv"
+        )
+        test_uri = self.storage.put(
+            upload.bucket, f"{base}test/test.csv", dataset.test_csv, "text/csv"
+        )
         self.storage.put(
-            upload.bucket, f"{base}metadata.json", dataset.metadata.to_json().encode(), "application/json"
+            upload.bucket,
+            f"{base}metadata.json",
+            dataset.metadata.to_json().encode(),
+            "application/json",
         )
         meta = dataset.metadata
         hyperparameters = {**options.extra_hyperparameters, **dataset.hyperparameters()}

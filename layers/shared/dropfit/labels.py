@@ -42,7 +42,9 @@ class LabelMap:
             raise ValueError(f"predicted_label {predicted!r} is not a class index")
         i = int(predicted)
         if not 0 <= i < len(self.classes):
-            raise ValueError(f"predicted_label {i} is outside the label map (0..{len(self.classes) - 1})")
+            raise ValueError(
+                f"predicted_label {i} is outside the label map (0..{len(self.classes) - 1})"
+            )
         return self.classes[i]
 
     def decode_many(self, predicted: Sequence[float]) -> list[str]:

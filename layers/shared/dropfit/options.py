@@ -58,7 +58,7 @@ def _int_option(name: str, raw: str, low: int, high: int) -> int:
 
 
 def parse_options(metadata: Mapping[str, str]) -> UploadOptions:
-    """Turn S3 user metadata into validated options; unknown keys are an error (typos cost money)."""
+    """S3 user metadata -> validated options; unknown keys are errors (typos cost money)."""
     values: dict[str, str] = {}
     extra: dict[str, str] = {}
     for raw_key, raw_value in metadata.items():

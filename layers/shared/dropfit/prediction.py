@@ -50,7 +50,9 @@ def _reject_constant(name: str) -> float:
     raise UnprocessableRequest(f"{name} is not a finite number; send finite feature values.")
 
 
-def parse_instances(body: str, content_type: str | None, features: Sequence[str]) -> list[list[float]]:
+def parse_instances(
+    body: str, content_type: str | None, features: Sequence[str]
+) -> list[list[float]]:
     """Feature rows in training order, from JSON ``{"instances": [...]}`` or a CSV body.
 
     A JSON instance is either a list of values in training order or an object keyed by feature
@@ -112,9 +114,10 @@ def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
                 if unknown:
                     parts.append(f"unknown {', '.join(str(u)[:40] for u in unknown)}")
                 raise UnprocessableRequest(
-                    f"instances[{i}] has {'; '.join(parts)}; the features are {', '.join(features)}."
+                    f"instances[{i}] has {'; '.join(parts)}; "
+                    f"the features are {', '.join(features)}."
                 )
-            rows.append([_number(instance[name], f"instances[{i}].{name}") for name in features])
+            rows.append([_number(instance[f], f"instances[{i}].{f}") for f in features])
         else:
             raise UnprocessableRequest(
                 f"instances[{i}] must be a list of {n} numbers or an object keyed by feature name."
@@ -145,7 +148,8 @@ def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
                 value = float(cells[j])
             except ValueError:
                 raise UnprocessableRequest(
-                    f"CSV row {i}, column {features[j]!r}: {cells[j].strip()[:40]!r} is not a number."
+                    f"CSV row {i}, column {features[j]!r}: "
+                    f"{cells[j].strip()[:40]!r} is not a number."
                 ) from None
             if not math.isfinite(value):
                 raise UnprocessableRequest(
@@ -185,7 +189,11 @@ def parse_endpoint_answer(
         if verbose:
             neighbors = [
                 {"label": name(label), "distance": float(distance)}
-                for label, distance in zip(answer.get("labels", []), answer.get("distances", []), strict=False)
+                for label, distance in zip(
+                    answer.get("labels", []), answer.get("distances", []), strict=False
+                )
             ]
-        predictions.append(Prediction(label=name(float(answer["predicted_label"])), neighbors=neighbors))
+        predictions.append(
+            Prediction(label=name(float(answer["predicted_label"])), neighbors=neighbors)
+        )
     return predictions

@@ -28,7 +28,9 @@ class ModelService:
     def _model(self, model: str) -> ModelRecord:
         record = self.table.get_model(check_model_name(model), consistent=False)
         if record is None:
-            raise ModelNotFound(f"No model named {model!r}. Upload incoming/{model}.csv to create it.")
+            raise ModelNotFound(
+                f"No model named {model!r}. Upload incoming/{model}.csv to create it."
+            )
         return record
 
     def _run(self, model: str, job: str) -> Run:
@@ -47,7 +49,10 @@ class ModelService:
         serving = record.deployed_run or record.deploying_run
         if serving is None:
             latest = self.table.get_run(model, record.latest_run) if record.latest_run else None
-            state = f" (latest run: {latest.status}{': ' + latest.reason if latest and latest.reason else ''})" if latest else ""
+            state = ""
+            if latest is not None:
+                detail = f": {latest.reason}" if latest.reason else ""
+                state = f" (latest run: {latest.status}{detail})"
             raise ModelNotReady(f"Model {model!r} has no endpoint in service yet{state}.")
         expected = self._run(model, serving)
         rows = parse_instances(body, content_type, expected.feature_names or [])

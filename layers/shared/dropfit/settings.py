@@ -13,7 +13,7 @@ from typing import Self
 
 
 class SettingsError(RuntimeError):
-    """A required environment variable is missing or malformed (a deployment bug, not user input)."""
+    """A required environment variable is missing or malformed: a deployment bug, not bad input."""
 
 
 def _env_name(field_name: str) -> str:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
 from dropfit.errors import InvalidUpload
+
+_GONE = frozenset({"NoSuchKey", "NoSuchVersion", "404", "400", "NotFound", "InvalidArgument"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,25 @@ class Storage:
     def __init__(self, client: Any) -> None:
         self.client = client
 
+    def resolve_key(self, bucket: str, key: str, version_id: str | None) -> str | None:
+        """The object's real key, or None if it is gone.
+
+        S3 notifications URL-encode keys ('my data.csv' arrives as 'my+data.csv'); try the key
+        as given first, then decoded, so both encodings of an event work.
+        """
+        for candidate in dict.fromkeys((key, unquote_plus(key))):
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Key": candidate}
+            if version_id and version_id != "null":
+                kwargs["VersionId"] = version_id
+            try:
+                self.client.head_object(**kwargs)
+            except ClientError as error:
+                if error.response["Error"]["Code"] in _GONE:
+                    continue
+                raise
+            return candidate
+        return None
+
     def read_upload(self, bucket: str, key: str, version_id: str | None) -> Upload:
         """Read the announced version (never a later overwrite); gone objects are a user error."""
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
@@ -30,7 +52,7 @@ class Storage:
             response = self.client.get_object(**kwargs)
         except ClientError as error:
             code = error.response["Error"]["Code"]
-            if code in {"NoSuchKey", "NoSuchVersion", "404", "InvalidArgument"}:
+            if code in _GONE:
                 raise InvalidUpload(
                     f"s3://{bucket}/{key} was deleted before it could be read; upload it again."
                 ) from None

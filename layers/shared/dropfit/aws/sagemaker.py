@@ -36,7 +36,9 @@ def _is_not_found(error: ClientError) -> bool:
 @dataclass(frozen=True, slots=True)
 class EndpointState:
     name: str
-    status: str  # Creating | Updating | SystemUpdating | RollingBack | InService | Deleting | Failed
+    status: (
+        str  # Creating | Updating | SystemUpdating | RollingBack | InService | Deleting | Failed
+    )
     config_name: str | None
     failure_reason: str | None
 
@@ -90,7 +92,9 @@ class SageMakerControl:
     def create_endpoint(self, name: str, config_name: str, tags: list[dict[str, str]]) -> bool:
         """False if the endpoint appeared meanwhile (a concurrent deploy): reconcile again."""
         try:
-            self.client.create_endpoint(EndpointName=name, EndpointConfigName=config_name, Tags=tags)
+            self.client.create_endpoint(
+                EndpointName=name, EndpointConfigName=config_name, Tags=tags
+            )
         except ClientError as error:
             if _is_duplicate(error):
                 return False
@@ -135,7 +139,7 @@ def _runtime_error(error: ClientError, endpoint: str) -> Exception:
     if code == "ModelError":
         original = error.response.get("OriginalMessage") or _message(error)
         return ModelInferenceError(f"The model could not answer: {str(original)[:300]}")
-    if code == "ModelNotReadyException" or code == "ServiceUnavailable":
+    if code in {"ModelNotReadyException", "ServiceUnavailable"}:
         return ModelNotReady("The endpoint is starting; retry shortly.", retry_after=5)
     if code in _THROTTLING:
         return Throttled("The endpoint is at its concurrency limit; retry shortly.")

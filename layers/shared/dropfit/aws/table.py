@@ -27,7 +27,11 @@ def _to_dynamo(value: Any) -> Any:
 
 def _from_dynamo(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
+        return (
+            int(value)
+            if value == value.to_integral_value() and "." not in str(value)
+            else float(value)
+        )
     if isinstance(value, dict):
         return {k: _from_dynamo(v) for k, v in value.items()}
     if isinstance(value, list):
