@@ -19,6 +19,7 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,12 @@ MAX_CLASSES = 1000
 MAX_NAME_LENGTH = 128
 _OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_READ_OPTIONS: dict[str, Any] = {
+    "dtype": str,
+    "keep_default_na": False,
+    "skip_blank_lines": True,
+    "skipinitialspace": True,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +154,14 @@ def _decode(data: bytes) -> str:
 
 
 def _read_header(text: str) -> list[str]:
+    # The same parser and options as the data rows, so both agree on where fields begin and end.
     try:
-        header = next(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:
-        raise InvalidUpload(f"The header row is not valid CSV: {exc}.") from None
-    except StopIteration:
+        first = pd.read_csv(io.StringIO(text), header=None, nrows=1, **_READ_OPTIONS)
+    except pd.errors.EmptyDataError:
         raise InvalidUpload("The file is empty; upload a CSV with a header row.") from None
+    except pd.errors.ParserError as exc:
+        raise InvalidUpload(f"The header row is not valid CSV: {exc}.") from None
+    header = [str(name) for name in first.iloc[0].tolist()]
     names = [name.strip() for name in header]
     if len(names) < 2:
         for delimiter, word in _OTHER_DELIMITERS.items():
@@ -188,13 +197,7 @@ def _read_header(text: str) -> list[str]:
 
 def _read_frame(text: str, header: list[str]) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=True,
-            skipinitialspace=True,
-        )
+        frame = pd.read_csv(io.StringIO(text), **_READ_OPTIONS)
     except pd.errors.ParserError as exc:
         match = _RAGGED.search(str(exc))
         if match:
@@ -206,6 +209,13 @@ def _read_frame(text: str, header: list[str]) -> pd.DataFrame:
         raise InvalidUpload(f"The file is not valid CSV: {exc}.") from None
     if frame.empty:
         raise InvalidUpload("The file has a header but no data rows.")
+    if not isinstance(frame.index, pd.RangeIndex) or len(frame.columns) != len(header):
+        # pandas silently makes a leading extra field of every row the index: data rows longer
+        # than the header would otherwise shift every value one column to the right.
+        _raise_first_ragged(text, header)
+        raise InvalidUpload(
+            f"The data rows do not have the {len(header)} fields of the header (ragged rows)."
+        )
     frame.columns = pd.Index(header)
     frame = frame.apply(lambda column: column.str.strip())
     empty = frame.to_numpy() == ""
@@ -216,23 +226,33 @@ def _read_frame(text: str, header: list[str]) -> pd.DataFrame:
 
 def _raise_first_missing(text: str, header: list[str], empty: npt.NDArray[np.bool_]) -> None:
     """pandas pads short rows with empty strings: tell a short row from an empty cell."""
-    reader = csv.reader(io.StringIO(text))
-    next(reader)
-    data_row = 0
-    for fields in reader:
-        if not fields or (all(not f.strip() for f in fields) and len(fields) <= 1):
-            continue  # blank line, skipped like pandas does
-        data_row += 1
-        if len(fields) != len(header):
-            raise InvalidUpload(
-                f"Data row {data_row} (line {reader.line_num}) has {len(fields)} fields but the "
-                f"header has {len(header)} (ragged rows)."
-            )
+    _raise_first_ragged(text, header)
     row, column = (int(i) for i in np.argwhere(empty)[0])
     raise InvalidUpload(
         f"Column {header[column]!r} is empty in data row {row + 1}. Missing values are not "
         "imputed: fill them in or drop those rows before uploading."
     )
+
+
+def _raise_first_ragged(text: str, header: list[str]) -> None:
+    """Name the first data row whose field count differs from the header's, if any."""
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    try:
+        for fields in reader:
+            if fields and any(f.strip() for f in fields):
+                break  # the header (blank lines before it are skipped, like pandas does)
+        data_row = 0
+        for fields in reader:
+            if not fields or (all(not f.strip() for f in fields) and len(fields) <= 1):
+                continue  # blank line, skipped like pandas does
+            data_row += 1
+            if len(fields) != len(header):
+                raise InvalidUpload(
+                    f"Data row {data_row} (line {reader.line_num}) has {len(fields)} fields but "
+                    f"the header has {len(header)} (ragged rows)."
+                )
+    except csv.Error:
+        return  # pandas read what the csv module cannot: the caller's message stands
 
 
 # --- columns ---------------------------------------------------------------------------

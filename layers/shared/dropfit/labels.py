@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 def _numeric_key(name: str) -> tuple[int, float, str]:
     try:
-        return (0, float(name), name)
+        value = float(name)
     except ValueError:
         return (1, 0.0, name)
+    if math.isnan(value):
+        return (1, 0.0, name)  # "nan" is text here: NaN keys would make the order arbitrary
+    return (0, value, name)
 
 
 def sorted_classes(names: Iterable[str]) -> list[str]:

@@ -14,7 +14,7 @@ from dropfit.errors import InvalidModelName
 MODEL_NAME_MAX = 36
 DIGEST_LENGTH = 12
 _NOT_ALLOWED = re.compile(r"[^a-z0-9]+")
-MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9](?:-?[a-z0-9])*$")
+MODEL_NAME_PATTERN = re.compile(r"[a-z0-9](?:-?[a-z0-9])*")
 
 
 def model_name_from_key(key: str, incoming_prefix: str) -> str:
@@ -37,7 +37,7 @@ def model_name_from_key(key: str, incoming_prefix: str) -> str:
 
 def check_model_name(name: str) -> str:
     """Validate a model name taken from a URL path."""
-    if len(name) > MODEL_NAME_MAX or not MODEL_NAME_PATTERN.match(name):
+    if len(name) > MODEL_NAME_MAX or not MODEL_NAME_PATTERN.fullmatch(name):
         raise InvalidModelName(
             f"Invalid model name {name!r}: use lower-case letters, digits and single hyphens, "
             f"at most {MODEL_NAME_MAX} characters."

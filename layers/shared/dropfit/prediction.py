@@ -143,18 +143,16 @@ def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
                 f"{', '.join(features)}."
             )
         row: list[float] = []
-        for j in order:
+        # the feature `name` sits in cell j of the body (a header may reorder them)
+        for name, j in zip(features, order, strict=True):
             try:
                 value = float(cells[j])
             except ValueError:
                 raise UnprocessableRequest(
-                    f"CSV row {i}, column {features[j]!r}: "
-                    f"{cells[j].strip()[:40]!r} is not a number."
+                    f"CSV row {i}, column {name!r}: {cells[j].strip()[:40]!r} is not a number."
                 ) from None
             if not math.isfinite(value):
-                raise UnprocessableRequest(
-                    f"CSV row {i}, column {features[j]!r} must be a finite number."
-                )
+                raise UnprocessableRequest(f"CSV row {i}, column {name!r} must be a finite number.")
             row.append(value)
         rows.append(row)
     return rows

@@ -1,0 +1,167 @@
+"""Per-upload options from S3 user metadata: validated strictly before any money is spent."""
+
+from __future__ import annotations
+
+import pytest
+from dropfit.errors import InvalidUpload
+from dropfit.options import K_MAX, UploadOptions, parse_options
+
+
+def error_of(metadata: dict[str, str]) -> str:
+    with pytest.raises(InvalidUpload) as error:
+        parse_options(metadata)
+    return error.value.message
+
+
+def test_no_metadata_gives_the_defaults() -> None:
+    assert parse_options({}) == UploadOptions()
+    assert UploadOptions().test_fraction == 0.25
+
+
+def test_every_option_is_parsed() -> None:
+    options = parse_options(
+        {
+            "label": " Species ",
+            "k": " 5 ",
+            "predictor_type": "Regressor",
+            "test_fraction": "0.2",
+            "sample_size": "100",
+            "hp-index_metric": "COSINE",
+        }
+    )
+
+    assert options == UploadOptions(
+        label="Species",
+        k=5,
+        predictor_type="regressor",
+        test_fraction=0.2,
+        sample_size=100,
+        extra_hyperparameters={"index_metric": "COSINE"},
+    )
+
+
+@pytest.mark.parametrize(
+    "key", ["predictor_type", "predictor-type", "PREDICTOR-TYPE", " Predictor_Type "]
+)
+def test_keys_fold_case_and_dashes(key: str) -> None:
+    assert parse_options({key: "classifier"}).predictor_type == "classifier"
+
+
+def test_dashed_keys_of_numeric_options() -> None:
+    options = parse_options({"Test-Fraction": "0.5", "sample-size": "7"})
+
+    assert (options.test_fraction, options.sample_size) == (0.5, 7)
+
+
+def test_hyperparameters_pass_through_with_dashes_folded() -> None:
+    options = parse_options({"HP-index-type": "faiss.IVFFlat", "hp-faiss_index_nprobe": "4"})
+
+    assert options.extra_hyperparameters == {
+        "index_type": "faiss.IVFFlat",
+        "faiss_index_nprobe": "4",
+    }
+    assert options.as_record()["hyperparameters"] == options.extra_hyperparameters
+
+
+@pytest.mark.parametrize(
+    "name", ["k", "feature_dim", "predictor_type", "sample_size", "feature-dim"]
+)
+def test_reserved_hyperparameters_are_refused(name: str) -> None:
+    folded = name.replace("-", "_")
+
+    assert error_of({f"hp-{name}": "3"}) == (
+        f"Hyperparameter {folded} is set by Dropfit from the data and the options "
+        f"(k, predictor_type, sample_size); use those instead of 'hp-{name}'."
+    )
+
+
+@pytest.mark.parametrize("key", ["hp-", "hp-bad name", "hp-" + "x" * 65, "hp-semi;colon"])
+def test_invalid_hyperparameter_names_are_refused(key: str) -> None:
+    assert error_of({key: "1"}) == f"Hyperparameter option {key!r} has an invalid name."
+
+
+@pytest.mark.parametrize("value", ["", "v" * 257])
+def test_hyperparameter_values_need_1_to_256_characters(value: str) -> None:
+    assert error_of({"hp-index_metric": value}) == (
+        "Hyperparameter index_metric needs a value of 1 to 256 characters."
+    )
+
+
+def test_unknown_option_names_the_known_ones() -> None:
+    assert error_of({"lable": "Species"}) == (
+        "Unknown option 'lable'; known options are label, k, predictor_type, test_fraction, "
+        "sample_size and hp-<hyperparameter>."
+    )
+
+
+def test_an_empty_label_is_refused() -> None:
+    assert error_of({"label": "  "}) == "Option label is empty; give the name of the label column."
+
+
+def test_an_unsupported_predictor_type_is_refused() -> None:
+    assert error_of({"predictor_type": "clustering"}) == (
+        "Option predictor_type='clustering' is not supported; expected one of classifier, "
+        "regressor."
+    )
+
+
+@pytest.mark.parametrize("k", [1, 3, K_MAX])
+def test_k_within_range(k: int) -> None:
+    assert parse_options({"k": str(k)}).k == k
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("0", f"Option k=0 is out of range; expected 1..{K_MAX}."),
+        ("1025", f"Option k=1025 is out of range; expected 1..{K_MAX}."),
+        ("-3", f"Option k=-3 is out of range; expected 1..{K_MAX}."),
+        ("3.5", f"Option k='3.5' is not a whole number; expected 1..{K_MAX}."),
+        ("three", f"Option k='three' is not a whole number; expected 1..{K_MAX}."),
+        ("", f"Option k='' is not a whole number; expected 1..{K_MAX}."),
+    ],
+)
+def test_k_out_of_range_or_not_a_number(raw: str, message: str) -> None:
+    assert error_of({"k": raw}) == message
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("0", "Option sample_size=0 is out of range; expected 1..2147483647."),
+        ("2147483648", "Option sample_size=2147483648 is out of range; expected 1..2147483647."),
+        ("many", "Option sample_size='many' is not a whole number; expected 1..2147483647."),
+    ],
+)
+def test_sample_size_out_of_range_or_not_a_number(raw: str, message: str) -> None:
+    assert error_of({"sample_size": raw}) == message
+
+
+@pytest.mark.parametrize("raw", ["0.1", "0.5", "0.99", " 0.3 ", "1e-1"])
+def test_test_fraction_strictly_between_0_and_1(raw: str) -> None:
+    assert parse_options({"test_fraction": raw}).test_fraction == float(raw)
+
+
+@pytest.mark.parametrize("raw", ["0", "1", "-0.1", "1.5", "nan", "inf"])
+def test_test_fraction_out_of_range(raw: str) -> None:
+    assert error_of({"test_fraction": raw}) == (
+        f"Option test_fraction={raw} is out of range; expected a value strictly between 0 and 1, "
+        "e.g. 0.25."
+    )
+
+
+@pytest.mark.parametrize("raw", ["abc", "", "25%"])
+def test_test_fraction_not_a_number(raw: str) -> None:
+    assert error_of({"test_fraction": raw}) == (
+        f"Option test_fraction={raw!r} is not a number; expected a value between 0 and 1 "
+        "(exclusive), e.g. 0.25."
+    )
+
+
+def test_the_record_keeps_only_what_was_set() -> None:
+    assert parse_options({}).as_record() == {"test_fraction": "0.25"}
+    assert parse_options({"k": "5", "label": "y"}).as_record() == {
+        "test_fraction": "0.25",
+        "label": "y",
+        "k": "5",
+    }

@@ -1,0 +1,66 @@
+"""Settings are parsed once from the environment the template sets."""
+
+from __future__ import annotations
+
+import pytest
+from dropfit.settings import DeploySettings, FormatSettings, PredictSettings, SettingsError
+
+DEPLOY_ENV = {
+    "TABLE_NAME": "dropfit-table",
+    "NAME_PREFIX": "dropfit",
+    "KNN_IMAGE_URI": "382416733822.dkr.ecr.us-east-1.amazonaws.com/knn:1",
+    "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/sm",
+    "SERVERLESS_MEMORY_MB": "2048",
+    "SERVERLESS_MAX_CONCURRENCY": "5",
+    "FAILURE_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:failures",
+}
+
+
+def test_from_env_reads_strings_and_parses_ints() -> None:
+    settings = DeploySettings.from_env(DEPLOY_ENV)
+
+    assert settings.table_name == "dropfit-table"
+    assert settings.serverless_memory_mb == 2048
+    assert settings.serverless_max_concurrency == 5
+    assert isinstance(settings.serverless_memory_mb, int)
+
+
+def test_from_env_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLE_NAME", "from-process")
+    monkeypatch.setenv("NAME_PREFIX", "dropfit")
+
+    assert PredictSettings.from_env().table_name == "from-process"
+
+
+@pytest.mark.parametrize("missing", sorted(DEPLOY_ENV))
+def test_a_missing_variable_is_named(missing: str) -> None:
+    env = {k: v for k, v in DEPLOY_ENV.items() if k != missing}
+
+    with pytest.raises(SettingsError) as error:
+        DeploySettings.from_env(env)
+
+    assert str(error.value) == f"environment variable {missing} is not set"
+
+
+def test_an_empty_variable_counts_as_missing() -> None:
+    with pytest.raises(SettingsError, match="environment variable TABLE_NAME is not set"):
+        DeploySettings.from_env({**DEPLOY_ENV, "TABLE_NAME": ""})
+
+
+@pytest.mark.parametrize("raw", ["2GB", "1.5", "many"])
+def test_a_non_integer_is_refused(raw: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        DeploySettings.from_env({**DEPLOY_ENV, "SERVERLESS_MEMORY_MB": raw})
+
+    assert str(error.value) == f"SERVERLESS_MEMORY_MB must be an integer, got {raw!r}"
+
+
+def test_env_names_list_each_class_variables() -> None:
+    assert PredictSettings.env_names() == ["TABLE_NAME", "NAME_PREFIX"]
+    assert set(DeploySettings.env_names()) == set(DEPLOY_ENV)
+    assert {
+        "TRAINING_INSTANCE_COUNT",
+        "MAX_TRAINING_SECONDS",
+        "DEFAULT_K",
+        "INCOMING_PREFIX",
+    } <= set(FormatSettings.env_names())
