@@ -118,16 +118,12 @@ def test_a_failed_endpoint_we_lost_track_of_fails_its_config() -> None:
     assert plan.action == "none"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SageMaker allows only DeleteEndpoint on a Failed endpoint; the plan asks for an "
-    "update that will be refused (reported to the lead)",
-)
 def test_a_failed_endpoint_is_never_asked_to_update() -> None:
     plan = plan_endpoint(record(desired=NEWER, deploying=NEW), endpoint("Failed", NEW, "boom"))
 
     assert plan.failed == NEW
-    assert plan.action != "update"
+    assert plan.action == "recreate"  # SageMaker allows only DeleteEndpoint on a Failed one
+    assert plan.target == NEWER
 
 
 def test_nothing_desired_only_reports_what_is_served() -> None:

@@ -231,19 +231,21 @@ def test_csv_with_a_header_in_any_order_is_reordered() -> None:
     [
         ("1,2,3\n", "CSV row 1 has 3 values; the model expects 2: sepal_length, sepal_width."),
         ("1,2\n4\n", "CSV row 2 has 1 values; the model expects 2: sepal_length, sepal_width."),
-        ("1,wide\n", "CSV row 1, column 'sepal_width': 'wide' is not a number."),
-        ("1,nan\n", "CSV row 1, column 'sepal_width' must be a finite number."),
-        ("-inf,1\n", "CSV row 1, column 'sepal_length' must be a finite number."),
+        ("1,wide\n", "CSV row 1, column 'sepal_width': 'wide' is not a finite decimal number."),
+        ("1,nan\n", "CSV row 1, column 'sepal_width': 'nan' is not a finite decimal number."),
+        ("-inf,1\n", "CSV row 1, column 'sepal_length': '-inf' is not a finite decimal number."),
+        ("1_000,1\n", "CSV row 1, column 'sepal_length': '1_000' is not a finite decimal number."),
+        ("1e999,1\n", "CSV row 1, column 'sepal_length' must be a finite number."),
         ("\n \n", "No instances to predict; send at least one."),
         ("sepal_length,sepal_width\n", "No instances to predict; send at least one."),
         # with a reordered header, errors name the column the value is in
         (
             "sepal_width,sepal_length\n3,long\n",
-            "CSV row 1, column 'sepal_length': 'long' is not a number.",
+            "CSV row 1, column 'sepal_length': 'long' is not a finite decimal number.",
         ),
         (
             "sepal_width,sepal_length\ninf,3\n",
-            "CSV row 1, column 'sepal_width' must be a finite number.",
+            "CSV row 1, column 'sepal_width': 'inf' is not a finite decimal number.",
         ),
     ],
 )
@@ -252,6 +254,12 @@ def test_bad_csv_is_unprocessable_with_its_row_and_column(body: str, message: st
 
     assert isinstance(error, UnprocessableRequest)
     assert error.message == message
+
+
+def test_quoted_csv_numbers_are_numbers() -> None:
+    rows = parse_instances('"5.1", "3.5"\n', "text/csv", ["sepal_length", "sepal_width"])
+
+    assert rows == [[5.1, 3.5]]
 
 
 def test_too_many_csv_instances() -> None:

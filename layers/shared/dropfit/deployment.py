@@ -35,7 +35,7 @@ class Plan:
     served: str | None = None  # the run the endpoint now serves (mark DEPLOYED)
     failed: str | None = None  # the run whose deployment failed
     failure_reason: str | None = None
-    action: Literal["create", "update", "wait", "none"] = "none"
+    action: Literal["create", "update", "recreate", "wait", "none"] = "none"
     target: str | None = None  # run to create/update the endpoint with
 
 
@@ -43,14 +43,17 @@ def plan_endpoint(record: ModelRecord, endpoint: EndpointState | None) -> Plan:
     desired = record.desired_run
     if endpoint is None:
         return Plan(action="create", target=desired) if desired else Plan()
-    if endpoint.status in BUSY:
+    if endpoint.status in BUSY or endpoint.status not in ("InService", "Failed"):
+        # Busy, or OutOfService / UpdateRollbackFailed: SageMaker (or an operator) must act first.
         return Plan(action="wait")
     if endpoint.status == "Failed":
-        # Only a first deployment can leave the endpoint Failed (an update rolls back instead).
+        # Only a first deployment leaves an endpoint Failed (an update rolls back instead), so
+        # it never served anything; SageMaker allows only DeleteEndpoint on it. Delete it and
+        # create it afresh when a newer run is waiting: nothing that served is lost.
         failed = record.deploying_run or endpoint.config_name
         reason = endpoint.failure_reason or "the endpoint failed to start"
         if desired and desired != failed:
-            return Plan(failed=failed, failure_reason=reason, action="update", target=desired)
+            return Plan(failed=failed, failure_reason=reason, action="recreate", target=desired)
         return Plan(failed=failed, failure_reason=reason)
     served = endpoint.config_name
     failed = None
@@ -65,6 +68,10 @@ def plan_endpoint(record: ModelRecord, endpoint: EndpointState | None) -> Plan:
             target=desired,
         )
     return Plan(served=served, failed=failed, failure_reason=endpoint.failure_reason)
+
+
+class EndpointBusy(RuntimeError):
+    """Raised so that Lambda retries the event once SageMaker has finished what it is doing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,10 @@ class Deployer:
         if run is None:
             logger.warning("training job has no run record; ignored", extra={"run": job})
             return "ignored"
+        if run.status is RunStatus.TRAINED:
+            # Lambda's retry after an error past this point (e.g. a throttled UpdateEndpoint, or
+            # the failed endpoint being deleted): the endpoint step is idempotent, so redo it.
+            return self.reconcile(model)
         if run.status not in WAITING_FOR_TRAINING:
             logger.info("repeated training event ignored", extra={"run": job, "status": run.status})
             return "duplicate"
@@ -174,6 +185,15 @@ class Deployer:
             changes["deployed_run"] = plan.served
             if record.deploying_run == plan.served:
                 changes["deploying_run"] = None
+        outcome: str = plan.action
+        if plan.action == "recreate":
+            self.sagemaker.delete_endpoint(record.endpoint)
+            if changes:
+                self.table.update_model(model, **changes)
+            raise EndpointBusy(
+                f"Deleting the failed endpoint {record.endpoint}; the retry creates it with "
+                f"{plan.target}."
+            )
         if plan.action in ("create", "update") and plan.target:
             issued = (
                 self.sagemaker.create_endpoint(
@@ -185,6 +205,11 @@ class Deployer:
             if issued:
                 self.table.update_run(model, plan.target, status=RunStatus.DEPLOYING)
                 changes["deploying_run"] = plan.target
+            else:
+                outcome = "wait"  # busy or just created: its next state change reconciles again
         if changes:
             self.table.update_model(model, **changes)
-        return plan.action
+        if endpoint is not None and endpoint.status == "Deleting":
+            # No state-change event follows a deletion: let Lambda's retry come back for it.
+            raise EndpointBusy(f"{record.endpoint} is being deleted; retrying later.")
+        return outcome

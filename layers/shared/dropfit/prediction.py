@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,8 @@ from dropfit.errors import BadRequest, PayloadTooLarge, UnprocessableRequest, Un
 from dropfit.labels import LabelMap
 
 MAX_INSTANCES = 10_000
+# What JSON calls a number: no '1_000', no 'inf', no non-ASCII digits (float() takes all three).
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 MAX_ENDPOINT_PAYLOAD = 4 * 1024 * 1024  # serverless endpoints accept at most 4 MB per request
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv",)
@@ -145,13 +148,15 @@ def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
         row: list[float] = []
         # the feature `name` sits in cell j of the body (a header may reorder them)
         for name, j in zip(features, order, strict=True):
-            try:
-                value = float(cells[j])
-            except ValueError:
+            cell = cells[j].strip()
+            if len(cell) >= 2 and cell[0] == cell[-1] == '"':
+                cell = cell[1:-1].strip()
+            if not _DECIMAL.fullmatch(cell):
                 raise UnprocessableRequest(
-                    f"CSV row {i}, column {name!r}: {cells[j].strip()[:40]!r} is not a number."
-                ) from None
-            if not math.isfinite(value):
+                    f"CSV row {i}, column {name!r}: {cell[:40]!r} is not a finite decimal number."
+                )
+            value = float(cell)
+            if not math.isfinite(value):  # e.g. 1e999
                 raise UnprocessableRequest(f"CSV row {i}, column {name!r} must be a finite number.")
             row.append(value)
         rows.append(row)
@@ -188,7 +193,7 @@ def parse_endpoint_answer(
             neighbors = [
                 {"label": name(label), "distance": float(distance)}
                 for label, distance in zip(
-                    answer.get("labels", []), answer.get("distances", []), strict=False
+                    answer.get("labels", []), answer.get("distances", []), strict=True
                 )
             ]
         predictions.append(

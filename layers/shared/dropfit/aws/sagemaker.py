@@ -101,6 +101,14 @@ class SageMakerControl:
             raise
         return True
 
+    def delete_endpoint(self, name: str) -> None:
+        """Only ever used on a Failed endpoint, which never served (see dropfit.deployment)."""
+        try:
+            self.client.delete_endpoint(EndpointName=name)
+        except ClientError as error:
+            if not _is_not_found(error):
+                raise
+
     def update_endpoint(self, name: str, config_name: str) -> bool:
         """In place, no downtime; False if the endpoint is busy (it will say when it is done)."""
         try:

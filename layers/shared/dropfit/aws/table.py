@@ -129,15 +129,6 @@ class RunsTable:
             raise
         return True
 
-    def list_runs(self, model: str, limit: int = 20) -> list[Run]:
-        response = self.client.query(
-            TableName=self.table_name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=_item({":pk": f"RUN#{model}"}),
-            Limit=limit,
-        )
-        return [Run.from_attributes(_attributes(item)) for item in response.get("Items", [])]
-
     # --- models ------------------------------------------------------------------------
 
     def get_model(self, model: str, consistent: bool = True) -> ModelRecord | None:
