@@ -153,6 +153,6 @@ def _runtime_error(error: ClientError, endpoint: str) -> Exception:
         return Throttled("The endpoint is at its concurrency limit; retry shortly.")
     if _is_not_found(error):
         return ModelNotReady(f"No endpoint is serving yet ({endpoint} is not in service).")
-    if "payload" in _message(error).lower() and "large" in _message(error).lower():
+    if "oversize body" in _message(error).lower():
         return PayloadTooLarge("The request is larger than the endpoint accepts (4 MB).")
     return error
