@@ -1,0 +1,1 @@
+"""Handler tests: the three functions driven by events/*.json against moto (and Stubber)."""

@@ -1,0 +1,725 @@
+"""The predict function: HTTP API (payload 2.0) events -> endpoint invocations -> labelled answers.
+
+The table is moto's, arranged as the format and deploy functions leave it; the endpoint's answers
+are scripted with Stubber on the function's sagemaker-runtime client, so each test states exactly
+which k-NN request it expects (or, for request errors, that none is sent).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from dropfit.records import Run, RunStatus
+from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
+
+from .support import (
+    IRIS_CLASSES,
+    IRIS_FEATURES,
+    Function,
+    HttpAnswer,
+    RuntimeScript,
+    Stack,
+    function_env,
+    get_event,
+    http_answer,
+    predict_event,
+)
+
+# Error answers add no metric; Powertools warns about the empty flush, which is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+ENDPOINT = "dropfit-iris"
+OLD = "dropfit-iris-0a0a0a0a0a0a"
+NEW = "dropfit-iris-1b1b1b1b1b1b"
+OLD_AT = "2025-03-14T09:00:00.000Z"
+NEW_AT = "2025-03-14T10:00:00.000Z"
+METRICS = {"test:accuracy": 0.9736842105263158}
+TWO_FLOWERS_CSV = b"5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3"
+TWO_ANSWERS = {"predictions": [{"predicted_label": 0.0}, {"predicted_label": 2.0}]}
+
+
+@pytest.fixture
+def runtime(predict_function: Function) -> Iterator[RuntimeScript]:
+    with RuntimeScript(predict_function.module.service.runtime.client) as script:
+        yield script
+
+
+@pytest.fixture
+def deployed(stack: Stack) -> Run:
+    """iris is trained and deployed: the endpoint serves OLD."""
+    old = stack.seed_run(OLD, RunStatus.DEPLOYED, created_at=OLD_AT, metrics=METRICS)
+    stack.seed_model(desired=old, deployed=OLD)
+    return old
+
+
+def _serve_in_moto(stack: Stack, job: str, model: str = "iris") -> None:
+    """The SageMaker model, config and endpoint the deploy function would have created."""
+    env = function_env("deploy")
+    stack.sagemaker.create_model(
+        **model_request(
+            name=job,
+            model=model,
+            image_uri=env["KNN_IMAGE_URI"],
+            artifact_uri=f"s3://{stack.bucket}/models/{model}/{job}/output/model.tar.gz",
+            role_arn=stack.role_arn,
+        )
+    )
+    stack.sagemaker.create_endpoint_config(
+        **serverless_endpoint_config_request(
+            name=job, model=model, memory_mb=2048, max_concurrency=5
+        )
+    )
+    stack.sagemaker.create_endpoint(EndpointName=f"dropfit-{model}", EndpointConfigName=job)
+
+
+def _call(function: Function, event: dict[str, Any]) -> HttpAnswer:
+    return http_answer(function(event))
+
+
+# --------------------------------------------------------------------------- predictions
+
+SAME_TWO_FLOWERS = {
+    "json lists": ("application/json", '{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3, 5.2, 2.3]]}'),
+    "json objects in any key order": (
+        "application/json",
+        json.dumps(
+            {
+                "instances": [
+                    {
+                        "Petal.Width": 0.2,
+                        "Sepal.Length": 5.1,
+                        "Petal.Length": 1.4,
+                        "Sepal.Width": 3.5,
+                    },
+                    {
+                        "Sepal.Length": 6.7,
+                        "Sepal.Width": 3.0,
+                        "Petal.Length": 5.2,
+                        "Petal.Width": 2.3,
+                    },
+                ]
+            }
+        ),
+    ),
+    "json with charset": (
+        "application/json; charset=utf-8",
+        '{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}',
+    ),
+    "no content type (json)": (None, '{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'),
+    "csv without header": ("text/csv", "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"),
+    "csv with header in another order": (
+        "text/csv",
+        "Petal.Width,Sepal.Length,Sepal.Width,Petal.Length\r\n0.2,5.1,3.5,1.4\r\n2.3,6.7,3.0,5.2",
+    ),
+}
+
+
+@pytest.mark.parametrize("request_body", SAME_TWO_FLOWERS.values(), ids=SAME_TWO_FLOWERS.keys())
+def test_instances_are_sent_as_training_order_csv_and_answered_with_class_names(
+    predict_function: Function,
+    runtime: RuntimeScript,
+    deployed: Run,
+    request_body: tuple[str | None, str],
+) -> None:
+    content_type, body = request_body
+    runtime.answers(TWO_FLOWERS_CSV, TWO_ANSWERS, variant=OLD)
+
+    answer = _call(predict_function, predict_event(body=body, content_type=content_type))
+
+    runtime.assert_done()
+    assert answer.status == 200
+    assert answer.body == {
+        "model": "iris",
+        "run": OLD,
+        "predictor_type": "classifier",
+        "count": 2,
+        "predictions": [{"label": "setosa"}, {"label": "virginica"}],
+    }
+
+
+def test_base64_encoded_body_is_decoded(
+    predict_function: Function,
+    runtime: RuntimeScript,
+    deployed: Run,
+) -> None:
+    event = predict_event(body="", content_type="text/csv")
+    event["body"] = base64.b64encode(b"5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n").decode()
+    event["isBase64Encoded"] = True
+    runtime.answers(TWO_FLOWERS_CSV, TWO_ANSWERS, variant=OLD)
+
+    answer = _call(predict_function, event)
+
+    runtime.assert_done()
+    assert (answer.status, answer.body["count"]) == (200, 2)
+
+
+def test_neighbors_query_asks_for_the_verbose_answer_and_labels_the_neighbors(
+    predict_function: Function,
+    runtime: RuntimeScript,
+    deployed: Run,
+) -> None:
+    verbose = {
+        "predictions": [
+            {"predicted_label": 1.0, "labels": [1.0, 1.0, 2.0], "distances": [0.1, 0.22, 0.3]}
+        ]
+    }
+    runtime.answers(b"5.9,3.0,4.2,1.5", verbose, variant=OLD, verbose=True)
+    event = predict_event(body='{"instances": [[5.9, 3.0, 4.2, 1.5]]}', query={"neighbors": "true"})
+
+    answer = _call(predict_function, event)
+
+    runtime.assert_done()
+    assert answer.status == 200
+    assert answer.body["predictions"] == [
+        {
+            "label": "versicolor",
+            "neighbors": [
+                {"label": "versicolor", "distance": 0.1},
+                {"label": "versicolor", "distance": 0.22},
+                {"label": "virginica", "distance": 0.3},
+            ],
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "answered_by", [(OLD, "virginica"), (NEW, "versicolor")], ids=["old run", "new run"]
+)
+def test_during_an_update_labels_come_from_the_run_whose_variant_answered(
+    stack: Stack,
+    predict_function: Function,
+    runtime: RuntimeScript,
+    deployed: Run,
+    answered_by: tuple[str, str],
+) -> None:
+    variant, label = answered_by
+    # The new upload has a fourth class, sorted first: class index 2 means another flower.
+    new = stack.seed_run(
+        NEW, RunStatus.DEPLOYING, created_at=NEW_AT, classes=["hybrid", *IRIS_CLASSES]
+    )
+    stack.seed_model(desired=new, deploying=NEW, deployed=OLD)
+    runtime.answers(b"6.7,3.0,5.2,2.3", {"predictions": [{"predicted_label": 2.0}]}, variant)
+
+    answer = _call(predict_function, predict_event(body='{"instances": [[6.7, 3.0, 5.2, 2.3]]}'))
+
+    runtime.assert_done()
+    assert answer.status == 200
+    assert (answer.body["run"], answer.body["predictions"]) == (variant, [{"label": label}])
+
+
+def test_first_deployment_in_progress_answers_from_the_deploying_run(
+    stack: Stack,
+    predict_function: Function,
+    runtime: RuntimeScript,
+) -> None:
+    old = stack.seed_run(OLD, RunStatus.DEPLOYING, created_at=OLD_AT)
+    stack.seed_model(desired=old, deploying=OLD)
+    runtime.answers(TWO_FLOWERS_CSV, TWO_ANSWERS, variant=OLD)
+
+    answer = _call(
+        predict_function,
+        predict_event(body='{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}'),
+    )
+
+    runtime.assert_done()
+    assert (answer.status, answer.body["run"]) == (200, OLD)
+
+
+def test_regressor_answers_numbers(
+    stack: Stack,
+    predict_function: Function,
+    runtime: RuntimeScript,
+) -> None:
+    job = "dropfit-houses-0a0a0a0a0a0a"
+    run = stack.seed_run(
+        job,
+        RunStatus.DEPLOYED,
+        created_at=OLD_AT,
+        model="houses",
+        features=["rooms", "age"],
+        predictor_type="regressor",
+    )
+    stack.seed_model("houses", desired=run, deployed=job)
+    runtime.answers(
+        b"3.0,12.0", {"predictions": [{"predicted_label": 231.5}]}, job, endpoint="dropfit-houses"
+    )
+
+    answer = _call(
+        predict_function, predict_event("houses", '{"instances": [{"rooms": 3, "age": 12}]}')
+    )
+
+    runtime.assert_done()
+    assert answer.status == 200
+    assert answer.body == {
+        "model": "houses",
+        "run": job,
+        "predictor_type": "regressor",
+        "count": 1,
+        "predictions": [{"label": 231.5}],
+    }
+
+
+# --------------------------------------------------------------------------- request errors
+
+
+@dataclass(frozen=True)
+class Refused:
+    content_type: str
+    body: str
+    status: int
+    code: str
+    message: str
+
+
+FEATURES = ", ".join(IRIS_FEATURES)
+BAD_REQUESTS = {
+    "invalid json": Refused(
+        "application/json",
+        '{"instances": [[5.1, 3.5,',
+        400,
+        "BadRequest",
+        "The body is not valid JSON: Expecting value: line 1 column 26 (char 25).",
+    ),
+    "json not an object": Refused(
+        "application/json",
+        "[[5.1, 3.5, 1.4, 0.2]]",
+        400,
+        "BadRequest",
+        'The body must be a JSON object {"instances": [...]}.',
+    ),
+    "instances not a list": Refused(
+        "application/json",
+        '{"instances": {"Sepal.Length": 5.1}}',
+        400,
+        "BadRequest",
+        '"instances" must be a list of instances.',
+    ),
+    "wrong content type": Refused(
+        "text/plain",
+        "5.1,3.5,1.4,0.2",
+        415,
+        "UnsupportedMediaType",
+        "Content type 'text/plain' is not supported; send application/json or text/csv.",
+    ),
+    "no instances": Refused(
+        "application/json",
+        '{"instances": []}',
+        422,
+        "InvalidInstances",
+        "No instances to predict; send at least one.",
+    ),
+    "wrong count": Refused(
+        "application/json",
+        '{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2]]}',
+        422,
+        "InvalidInstances",
+        f"instances[1] has 3 values; the model expects 4: {FEATURES}.",
+    ),
+    "unknown and missing feature names": Refused(
+        "application/json",
+        '{"instances": [{"Sepal.Length": 5.1, "Sepal.Width": 3.5, "Petal.Length": 1.4, '
+        '"petal_width": 0.2}]}',
+        422,
+        "InvalidInstances",
+        f"instances[0] has missing Petal.Width; unknown petal_width; the features are {FEATURES}.",
+    ),
+    "non-number": Refused(
+        "application/json",
+        '{"instances": [[5.1, "3.5", 1.4, 0.2]]}',
+        422,
+        "InvalidInstances",
+        'instances[0][1] must be a number, got "3.5".',
+    ),
+    "null": Refused(
+        "application/json",
+        '{"instances": [{"Sepal.Length": 5.1, "Sepal.Width": null, "Petal.Length": 1.4, '
+        '"Petal.Width": 0.2}]}',
+        422,
+        "InvalidInstances",
+        "instances[0].Sepal.Width must be a number, got null.",
+    ),
+    "boolean": Refused(
+        "application/json",
+        '{"instances": [[true, 3.5, 1.4, 0.2]]}',
+        422,
+        "InvalidInstances",
+        "instances[0][0] must be a number, got true.",
+    ),
+    "NaN literal": Refused(
+        "application/json",
+        '{"instances": [[NaN, 3.5, 1.4, 0.2]]}',
+        422,
+        "InvalidInstances",
+        "NaN is not a finite number; send finite feature values.",
+    ),
+    "Infinity literal": Refused(
+        "application/json",
+        '{"instances": [[5.1, -Infinity, 1.4, 0.2]]}',
+        422,
+        "InvalidInstances",
+        "-Infinity is not a finite number; send finite feature values.",
+    ),
+    "number too large for a float": Refused(
+        "application/json",
+        '{"instances": [[1e999, 3.5, 1.4, 0.2]]}',
+        422,
+        "InvalidInstances",
+        "instances[0][0] must be a finite number, got inf.",
+    ),
+    "csv wrong count": Refused(
+        "text/csv",
+        "5.1,3.5,1.4,0.2\n6.7,3.0,5.2\n",
+        422,
+        "InvalidInstances",
+        f"CSV row 2 has 3 values; the model expects 4: {FEATURES}.",
+    ),
+    "csv non-number": Refused(
+        "text/csv",
+        "5.1,three,1.4,0.2",
+        422,
+        "InvalidInstances",
+        "CSV row 1, column 'Sepal.Width': 'three' is not a finite decimal number.",
+    ),
+    "csv non-number after a reordering header": Refused(
+        "text/csv",
+        "Petal.Width,Sepal.Length,Sepal.Width,Petal.Length\n0.2,5.1,three,1.4",
+        422,
+        "InvalidInstances",
+        "CSV row 1, column 'Sepal.Width': 'three' is not a finite decimal number.",
+    ),
+    "csv nan": Refused(
+        "text/csv",
+        "5.1,3.5,nan,0.2",
+        422,
+        "InvalidInstances",
+        "CSV row 1, column 'Petal.Length': 'nan' is not a finite decimal number.",
+    ),
+    "csv number too large for a float": Refused(
+        "text/csv",
+        "5.1,3.5,1.4,1e999",
+        422,
+        "InvalidInstances",
+        "CSV row 1, column 'Petal.Width' must be a finite number.",
+    ),
+    "too many instances": Refused(
+        "application/json",
+        json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]] * 10_001}),
+        413,
+        "PayloadTooLarge",
+        "10001 instances in one request; at most 10000 are accepted.",
+    ),
+}
+
+
+@pytest.mark.parametrize("refused", BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
+def test_bad_request_is_answered_with_its_status_and_message_without_invoking_the_endpoint(
+    predict_function: Function, runtime: RuntimeScript, deployed: Run, refused: Refused
+) -> None:
+    event = predict_event(body=refused.body, content_type=refused.content_type)
+
+    # Nothing is scripted: an endpoint call would fail the request with a 500.
+    answer = _call(predict_function, event)
+
+    assert answer.status == refused.status
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.body == {"error": {"code": refused.code, "message": refused.message}}
+
+
+def test_instances_over_the_endpoints_4_mb_limit_are_refused(
+    stack: Stack,
+    predict_function: Function,
+    runtime: RuntimeScript,
+) -> None:
+    features = [f"f{i}" for i in range(100)]
+    run = stack.seed_run(OLD, RunStatus.DEPLOYED, created_at=OLD_AT, features=features)
+    stack.seed_model(desired=run, deployed=OLD)
+    row = ",".join(["0.3333333333333333"] * 100)
+    body = "\n".join([row] * 2300)  # 2300 rows of 1899 bytes: 4.37 MB for the endpoint
+
+    answer = _call(predict_function, predict_event(body=body, content_type="text/csv"))
+
+    assert answer.status == 413
+    assert answer.body == {
+        "error": {
+            "code": "PayloadTooLarge",
+            "message": "The instances make a 4369999 byte request; the endpoint accepts at most "
+            "4194304 bytes. Split them into smaller requests.",
+        }
+    }
+
+
+# --------------------------------------------------------------------------- model and route errors
+
+
+@pytest.mark.parametrize(
+    "event",
+    [predict_event("wine"), get_event("/models/wine")],
+    ids=["predict", "describe"],
+)
+def test_unknown_model_is_404_with_how_to_create_it(
+    stack: Stack,
+    predict_function: Function,
+    deployed: Run,
+    event: dict[str, Any],
+) -> None:
+    answer = _call(predict_function, event)
+
+    assert answer.status == 404
+    assert answer.body == {
+        "error": {
+            "code": "ModelNotFound",
+            "message": "No model named 'wine'. Upload incoming/wine.csv to create it.",
+        }
+    }
+
+
+def test_invalid_model_name_is_400(stack: Stack, predict_function: Function) -> None:
+    answer = _call(predict_function, predict_event("Iris_v2"))
+
+    assert answer.status == 400
+    assert answer.body == {
+        "error": {
+            "code": "InvalidModelName",
+            "message": "Invalid model name 'Iris_v2': use lower-case letters, digits and single "
+            "hyphens, at most 36 characters.",
+        }
+    }
+
+
+def test_unknown_route_is_404_naming_the_routes(stack: Stack, predict_function: Function) -> None:
+    answer = _call(predict_function, get_event("/models/iris/runs/latest"))
+
+    assert answer.status == 404
+    assert answer.body == {
+        "error": {
+            "code": "NotFound",
+            "message": "No such route; see GET /models and POST /models/{model}/predict.",
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    "latest",
+    [
+        (RunStatus.TRAINING, None, "TRAINING"),
+        (
+            RunStatus.FAILED,
+            "Option k=0 is out of range; expected 1..1024.",
+            "FAILED: Option k=0 is out of range; expected 1..1024.",
+        ),
+    ],
+    ids=["training", "failed"],
+)
+def test_model_without_a_serving_run_is_503_with_retry_after_and_its_latest_state(
+    stack: Stack,
+    predict_function: Function,
+    runtime: RuntimeScript,
+    latest: tuple[RunStatus, str | None, str],
+) -> None:
+    status, reason, shown = latest
+    stack.seed_run(OLD, status, created_at=OLD_AT, reason=reason)
+
+    answer = _call(predict_function, predict_event())
+
+    assert answer.status == 503
+    assert answer.headers["Retry-After"] == "30"
+    assert answer.body == {
+        "error": {
+            "code": "ModelNotReady",
+            "message": f"Model 'iris' has no endpoint in service yet (latest run: {shown}).",
+        }
+    }
+
+
+@dataclass(frozen=True)
+class EndpointFailure:
+    code: str  # what sagemaker-runtime raises
+    message: str
+    http_status: int
+    fields: dict[str, Any] | None
+    status: int  # what the API answers
+    retry_after: str | None
+    error: dict[str, str]
+
+
+ENDPOINT_ERRORS = {
+    "model not ready": EndpointFailure(
+        "ModelNotReadyException",
+        "Model is not ready yet.",
+        429,
+        None,
+        503,
+        "5",
+        {"code": "ModelNotReady", "message": "The endpoint is starting; retry shortly."},
+    ),
+    "endpoint not found": EndpointFailure(
+        "ValidationError",
+        "Endpoint dropfit-iris of account 123456789012 not found.",
+        400,
+        None,
+        503,
+        "30",
+        {
+            "code": "ModelNotReady",
+            "message": "No endpoint is serving yet (dropfit-iris is not in service).",
+        },
+    ),
+    "model error": EndpointFailure(
+        "ModelError",
+        "Received client error (400) from primary with message ...",
+        424,
+        {"OriginalStatusCode": 400, "OriginalMessage": "unable to evaluate payload provided"},
+        502,
+        None,
+        {
+            "code": "ModelError",
+            "message": "The model could not answer: unable to evaluate payload provided",
+        },
+    ),
+    "throttled": EndpointFailure(
+        "ThrottlingException",
+        "Rate exceeded",
+        400,
+        None,
+        429,
+        "1",
+        {
+            "code": "Throttled",
+            "message": "The endpoint is at its concurrency limit; retry shortly.",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", ENDPOINT_ERRORS.values(), ids=ENDPOINT_ERRORS.keys())
+def test_endpoint_errors_keep_their_http_meaning(
+    predict_function: Function, runtime: RuntimeScript, deployed: Run, failure: EndpointFailure
+) -> None:
+    runtime.fails(failure.code, failure.message, failure.http_status, failure.fields)
+
+    answer = _call(predict_function, predict_event())
+
+    runtime.assert_done()
+    assert answer.status == failure.status
+    assert answer.headers.get("Retry-After") == failure.retry_after
+    assert answer.body == {"error": failure.error}
+
+
+SECRET = "arn:aws:iam::123456789012:role/internal-secret-role"
+
+
+@pytest.mark.parametrize(
+    "break_endpoint",
+    [
+        lambda runtime: runtime.fails("InternalFailure", f"boom in {SECRET}", 500),
+        lambda runtime: runtime.answers(
+            b"5.1,3.5,1.4,0.2", {"predictions": [{"predicted_label": 7.0}]}, variant=OLD
+        ),
+        lambda runtime: runtime.answers(b"5.1,3.5,1.4,0.2", {"answers": SECRET}, variant=OLD),
+    ],
+    ids=["unexpected service error", "label outside the label map", "malformed answer"],
+)
+def test_unexpected_failure_is_a_500_that_leaks_nothing(
+    predict_function: Function,
+    runtime: RuntimeScript,
+    deployed: Run,
+    break_endpoint: Callable[[RuntimeScript], None],
+) -> None:
+    break_endpoint(runtime)
+
+    answer = _call(predict_function, predict_event())
+
+    runtime.assert_done()
+    assert answer.status == 500
+    assert answer.body == {
+        "error": {
+            "code": "InternalError",
+            "message": f"Internal error (request id {predict_function.context.aws_request_id}).",
+        }
+    }
+    for leak in ("Traceback", SECRET, "boom", "predicted_label", "KeyError", "ValueError"):
+        assert leak not in answer.raw
+
+
+# --------------------------------------------------------------------------- listing and describing
+
+
+def test_list_models_shows_every_model_and_what_it_serves(
+    stack: Stack, predict_function: Function, deployed: Run
+) -> None:
+    wine = "dropfit-wine-0c0c0c0c0c0c"
+    stack.seed_run(wine, RunStatus.TRAINING, created_at=NEW_AT, model="wine")
+
+    answer = _call(predict_function, get_event("/models"))
+
+    assert answer.status == 200
+    iris, wine_model = stack.model("iris"), stack.model("wine")
+    assert answer.body == {
+        "models": [
+            {
+                "model": "iris",
+                "endpoint": "dropfit-iris",
+                "latest_run": OLD,
+                "deployed_run": OLD,
+                "updated_at": iris.updated_at,
+            },
+            {
+                "model": "wine",
+                "endpoint": "dropfit-wine",
+                "latest_run": wine,
+                "deployed_run": None,
+                "updated_at": wine_model.updated_at,
+            },
+        ]
+    }
+
+
+def test_list_models_is_empty_before_any_upload(stack: Stack, predict_function: Function) -> None:
+    answer = _call(predict_function, get_event("/models"))
+
+    assert (answer.status, answer.body) == (200, {"models": []})
+
+
+def test_describe_model_shows_the_serving_run_and_the_latest_runs_failure(
+    stack: Stack, predict_function: Function, deployed: Run
+) -> None:
+    _serve_in_moto(stack, OLD)
+    reason = (
+        "Label column 'Species' has only one class ('setosa'); a classifier needs at least 2 "
+        "classes."
+    )
+    stack.seed_run(NEW, RunStatus.FAILED, created_at=NEW_AT, reason=reason, classes=["setosa"])
+
+    answer = _call(predict_function, get_event("/models/iris"))
+
+    assert answer.status == 200
+    body = answer.body
+    assert body["model"] == "iris"
+    assert body["status"] == "ready"
+    assert body["endpoint"] == {"name": ENDPOINT, "status": "InService", "failure_reason": None}
+    assert (body["features"], body["classes"]) == (IRIS_FEATURES, IRIS_CLASSES)
+    assert (body["predictor_type"], body["metrics"]) == ("classifier", METRICS)
+    assert (body["deployed_run"]["run"], body["deployed_run"]["status"]) == (OLD, "DEPLOYED")
+    latest = body["latest_run"]
+    assert (latest["run"], latest["status"], latest["reason"]) == (NEW, "FAILED", reason)
+
+
+def test_describe_model_while_training_shows_no_endpoint_yet(
+    stack: Stack, predict_function: Function
+) -> None:
+    stack.seed_run(OLD, RunStatus.TRAINING, created_at=OLD_AT)
+
+    answer = _call(predict_function, get_event("/models/iris"))
+
+    assert answer.status == 200
+    body = answer.body
+    assert body["status"] == "training"
+    assert body["endpoint"] == {"name": ENDPOINT, "status": "NotCreated", "failure_reason": None}
+    assert (body["features"], body["classes"]) == (IRIS_FEATURES, IRIS_CLASSES)
+    assert (body["metrics"], body["deployed_run"]) == (None, None)
+    assert (body["latest_run"]["run"], body["latest_run"]["status"]) == (OLD, "TRAINING")
