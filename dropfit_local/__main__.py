@@ -1,0 +1,162 @@
+"""``python -m dropfit_local up|demo``: the local stack in the foreground, or the tutorial on it.
+
+``up`` runs until Ctrl-C (SIGINT) or SIGTERM and prints how to use it; ``demo`` starts a stack
+(on free ports unless told otherwise), runs the tutorial and stops it. Port 0 means "any free
+port"; the ports actually used are in ``<state-dir>/outputs.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from dropfit_local import demo
+from dropfit_local.stack import (
+    DEFAULT_API_PORT,
+    DEFAULT_AWS_PORT,
+    DEFAULT_SAGEMAKER_PORT,
+    ROOT,
+    LocalStack,
+)
+from dropfit_local.template import TemplateError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dropfit_local", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text, default_ports in (
+        ("up", "run the local stack in the foreground until Ctrl-C", True),
+        ("demo", "run the tutorial on a fresh local stack, then stop it", False),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        for option, default in (
+            ("--aws-port", DEFAULT_AWS_PORT),
+            ("--api-port", DEFAULT_API_PORT),
+            ("--sagemaker-port", DEFAULT_SAGEMAKER_PORT),
+        ):
+            command.add_argument(
+                option,
+                type=int,
+                default=default if default_ports else 0,
+                help=f"port on 127.0.0.1 (default {default if default_ports else 'any free one'})",
+            )
+        command.add_argument(
+            "--parameter",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="override a template parameter (repeatable), e.g. DefaultK=3",
+        )
+        command.add_argument(
+            "--state-dir",
+            type=Path,
+            default=ROOT / ".local" if default_ports else None,
+            help="where outputs.json goes (default: "
+            + (".local/" if default_ports else "a temporary folder, so a running `up` keeps its")
+            + ")",
+        )
+        command.add_argument(
+            "--concurrency",
+            type=int,
+            default=1,
+            help="runtime processes per function (each serves one invocation at a time)",
+        )
+    return parser
+
+
+def _stack_options(args: argparse.Namespace) -> dict[str, Any]:
+    parameters = {}
+    for item in args.parameter:
+        name, separator, value = item.partition("=")
+        if not separator:
+            raise SystemExit(f"--parameter {item!r}: expected NAME=VALUE")
+        parameters[name] = value
+    return {
+        "aws_port": args.aws_port,
+        "api_port": args.api_port,
+        "sagemaker_port": args.sagemaker_port,
+        "parameters": parameters,
+        "state_dir": args.state_dir,
+        "runtime_concurrency": args.concurrency,
+    }
+
+
+def _usage(stack: LocalStack) -> str:
+    aws, api, bucket = stack.aws_endpoint_url, stack.api_url, stack.bucket_name
+    incoming = stack.incoming_prefix
+    return "\n".join(
+        [
+            "",
+            "Dropfit local stack is up (Ctrl-C stops it).",
+            f"  AWS endpoint (S3, EventBridge, SQS, DynamoDB, SNS): {aws}",
+            f"  SageMaker endpoint:                                 {stack.sagemaker_url}",
+            f"  bucket:                                             {bucket}",
+            f"  HTTP API:                                           {api}",
+            f"  outputs:                                            {stack.outputs_path}",
+            "",
+            "Try it (any credentials work locally):",
+            "  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+            f"AWS_DEFAULT_REGION={stack.outputs.get('Region', 'us-east-1')}",
+            f"  aws --endpoint-url {aws} s3 cp my.csv s3://{bucket}/{incoming}my.csv "
+            "--metadata label=Species",
+            f"  curl {api}/models/my",
+            f"  curl -X POST {api}/models/my/predict -H 'content-type: application/json' "
+            "-d '{\"instances\": [[5.1, 3.5, 1.4, 0.2]]}'",
+            "",
+        ]
+    )
+
+
+def _up(options: dict[str, Any]) -> int:
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    stack = LocalStack(**options)
+    try:
+        stack.start()
+        print(_usage(stack), flush=True)
+        while not stopping.wait(0.5):
+            pass
+        print("\nstopping ...", flush=True)
+    finally:
+        stack.stop()
+    print("stopped.", flush=True)
+    return 0
+
+
+def _demo(options: dict[str, Any]) -> int:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM unwinds like Ctrl-C, so the stack's context manager stops everything.
+    signal.signal(signal.SIGTERM, interrupt)
+    return demo.main(options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    options = _stack_options(args)
+    try:
+        return _up(options) if args.command == "up" else _demo(options)
+    except KeyboardInterrupt:
+        return 130
+    except TemplateError as error:
+        print(f"cannot read the template: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"cannot start the local stack: {error}", file=sys.stderr)
+        print("a port may be in use: pick others, or 0 for any free one", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,427 @@
+"""The whole Dropfit pipeline on one machine, wired from template.yaml.
+
+``LocalStack.start()`` brings up, in order:
+
+1. moto (``ThreadedMotoServer``) for S3, EventBridge, SQS, DynamoDB, SNS and STS;
+2. the template's resources in it: the bucket (versioning, EventBridge notifications), the table,
+   topics and queues, and for every ``EventBridgeRule`` event a rule with the template's pattern
+   targeting a delivery queue of its own (moto matches the patterns);
+3. the local SageMaker (``dropfit_local.sagemaker``), which puts its state-change events on
+   moto's default bus;
+4. a warm runtime per function (``lambda_runtime``), all started at once;
+5. a poller per delivery queue (``event_delivery``) and the HTTP API (``api_gateway``);
+
+then writes ``outputs.json`` (the template's Outputs, resolved to local values, plus
+``AwsEndpointUrl``). ``stop()`` undoes all of it; nothing started is left running.
+
+moto's state belongs to the Python process, not to a server: ``start()`` resets it, so run one
+stack per process at a time (the end-to-end tests run theirs in a child process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from dropfit_local.api_gateway import LocalHttpApi
+from dropfit_local.event_delivery import (
+    DEFAULT_RETRY_DELAYS,
+    DeliveryTarget,
+    QueuePoller,
+    start_pollers,
+    stop_pollers,
+)
+from dropfit_local.lambda_runtime import (
+    InvocationResult,
+    LambdaFunction,
+    RuntimeConfig,
+    lambda_environment,
+    start_functions,
+    write_bootstrap,
+)
+from dropfit_local.sagemaker import LocalSageMaker
+from dropfit_local.template import EventRule, FunctionSpec, StackModel, read_stack
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+DEFAULT_AWS_PORT = 5000
+DEFAULT_API_PORT = 3000
+DEFAULT_SAGEMAKER_PORT = 5010
+DELIVERY_TARGET_ID = "local-delivery"
+# The whole event as the target input. Real EventBridge gives the same event with or without
+# this transformer; moto drops "account" from PutEvents events unless the input is transformed.
+WHOLE_EVENT = {"InputTemplate": "<aws.events.event.json>"}
+
+_print_lock = threading.Lock()
+
+
+def console(line: str) -> None:
+    """Print one log line whole, whichever thread logs it."""
+    with _print_lock:
+        print(line, flush=True)
+
+
+class LocalStack:
+    """Dropfit's local stack; use as a context manager or call ``start()``/``stop()``."""
+
+    def __init__(
+        self,
+        *,
+        root: Path = ROOT,
+        template: Path | None = None,
+        aws_port: int = DEFAULT_AWS_PORT,
+        api_port: int = DEFAULT_API_PORT,
+        sagemaker_port: int = DEFAULT_SAGEMAKER_PORT,
+        parameters: Mapping[str, str] | None = None,
+        state_dir: Path | None = None,
+        runtime_concurrency: int = 1,
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        endpoint_delay_seconds: float = 0.3,
+        log: Callable[[str], None] = console,
+    ) -> None:
+        self.root = root
+        self.template_path = template or root / "template.yaml"
+        self.state_dir = state_dir or root / ".local"
+        self._ports = {"aws": aws_port, "api": api_port, "sagemaker": sagemaker_port}
+        self._parameters = dict(parameters or {})
+        self._concurrency = runtime_concurrency
+        self._retry_delays = tuple(retry_delays)
+        self._endpoint_delay = endpoint_delay_seconds
+        self.log = log
+        self._stops: list[tuple[str, Callable[[], None]]] = []
+        self.model: StackModel | None = None
+        self.functions: dict[str, LambdaFunction] = {}
+        self.pollers: list[QueuePoller] = []
+        self.delivery_queues: dict[tuple[str, str], str] = {}
+        self.aws_endpoint_url = ""
+        self.sagemaker_url = ""
+        self.api_url = ""
+        self.outputs: dict[str, Any] = {}
+        self.startup_seconds = 0.0
+
+    # -- convenience accessors for the outputs
+
+    @property
+    def bucket_name(self) -> str:
+        return str(self.outputs["BucketName"])
+
+    @property
+    def incoming_prefix(self) -> str:
+        return str(self.outputs.get("IncomingPrefix", "incoming/"))
+
+    @property
+    def outputs_path(self) -> Path:
+        return self.state_dir / "outputs.json"
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on the local endpoints (sagemaker included)."""
+        assert self.model is not None, "start() the stack first"
+        endpoint = self.sagemaker_url if service.startswith("sagemaker") else self.aws_endpoint_url
+        make_client: Callable[..., Any] = boto3.client  # the service name is not a literal here
+        return make_client(
+            service,
+            endpoint_url=endpoint,
+            region_name=self.model.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        )
+
+    # -- lifecycle
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start everything (see the module docstring); on any failure, stop what started."""
+        started = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        self.log(f"[stack] ready in {self.startup_seconds:.2f} s; outputs in {self.outputs_path}")
+
+    def stop(self) -> None:
+        """Stop every server, thread and process this stack started (last started first)."""
+        while self._stops:
+            name, stop = self._stops.pop()
+            try:
+                stop()
+            except Exception as error:  # keep stopping the rest
+                self.log(f"[stack] stopping {name} failed: {error}")
+        self.functions.clear()
+        self.pollers.clear()
+
+    def _start(self) -> None:
+        # moto's werkzeug server logs every request; the stack logs what matters instead.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        _check_port_free(self._ports["aws"])
+        moto = ThreadedMotoServer(ip_address=HOST, port=self._ports["aws"], verbose=False)
+        moto.start()
+        self._stops.append(("moto", moto.stop))
+        host, port = moto.get_host_and_port()
+        self.aws_endpoint_url = f"http://{host}:{port}"
+        # moto keeps its state per process, not per server: start from an empty account.
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.aws_endpoint_url}/moto-api/reset", method="POST"),
+            timeout=10,
+        ).close()
+        self.log(f"[stack] moto listening on {self.aws_endpoint_url}")
+
+        self.model = model = read_stack(
+            self.template_path, parameters=self._parameters, aws_endpoint_url=self.aws_endpoint_url
+        )
+        self._create_resources(model)
+
+        sagemaker = LocalSageMaker(
+            region=model.region,
+            account_id=model.account_id,
+            s3_endpoint_url=self.aws_endpoint_url,
+            events_endpoint_url=self.aws_endpoint_url,
+            host=HOST,
+            port=self._ports["sagemaker"],
+            endpoint_delay_seconds=self._endpoint_delay,
+            log=self.log,
+        )
+        sagemaker.start()
+        self._stops.append(("local SageMaker", sagemaker.stop))
+        self.sagemaker_url = sagemaker.url
+
+        self._start_functions(model)
+        self._start_delivery(model)
+        self._start_api(model)
+        self._write_outputs(model)
+
+    # -- resources
+
+    def _create_resources(self, model: StackModel) -> None:
+        s3, dynamodb = self.client("s3"), self.client("dynamodb")
+        sns, sqs, events = self.client("sns"), self.client("sqs"), self.client("events")
+        for bucket in model.buckets:
+            s3.create_bucket(Bucket=bucket.name)
+            if bucket.versioning:
+                s3.put_bucket_versioning(
+                    Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"}
+                )
+            if bucket.eventbridge:
+                s3.put_bucket_notification_configuration(
+                    Bucket=bucket.name,
+                    NotificationConfiguration={"EventBridgeConfiguration": {}},
+                )
+            self.log(
+                f"[stack] bucket {bucket.name} (versioning={bucket.versioning}, "
+                f"EventBridge notifications={bucket.eventbridge})"
+            )
+        for table in model.tables:
+            dynamodb.create_table(**table.create_arguments)
+            if table.ttl_attribute:
+                dynamodb.update_time_to_live(
+                    TableName=table.name,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+                )
+            self.log(f"[stack] table {table.name}")
+        for topic in model.topics:
+            sns.create_topic(Name=topic.name, Attributes=topic.attributes)
+            self.log(f"[stack] topic {topic.arn}")
+        for queue in model.queues:
+            url = sqs.create_queue(QueueName=queue.name, Attributes=queue.attributes)["QueueUrl"]
+            if url != queue.url:
+                raise RuntimeError(f"moto named queue {queue.name} {url}, expected {queue.url}")
+            self.log(f"[stack] queue {queue.url}")
+        for function in model.functions:
+            for rule in function.rules:
+                self._create_rule(events, sqs, model, rule)
+
+    def _create_rule(self, events: Any, sqs: Any, model: StackModel, rule: EventRule) -> None:
+        stack_name = model.resolver.pseudo["AWS::StackName"]
+        queue_name = f"{stack_name}-{rule.function_id}-{rule.event_id}"[:80]
+        url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        if rule.event_bus != "default":
+            with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
+                events.create_event_bus(Name=rule.event_bus)
+        events.put_rule(
+            Name=rule.rule_name,
+            EventBusName=rule.event_bus,
+            EventPattern=json.dumps(rule.pattern),
+            State="ENABLED",
+        )
+        events.put_targets(
+            Rule=rule.rule_name,
+            EventBusName=rule.event_bus,
+            Targets=[{"Id": DELIVERY_TARGET_ID, "Arn": arn, "InputTransformer": WHOLE_EVENT}],
+        )
+        self.delivery_queues[(rule.function_id, rule.event_id)] = url
+        self.log(f"[stack] rule {rule.rule_name} -> {queue_name}: {json.dumps(rule.pattern)}")
+
+    # -- functions, delivery, API
+
+    def _start_functions(self, model: StackModel) -> None:
+        bootstrap = write_bootstrap(self.state_dir / "runtime")
+        endpoints = {
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_ENDPOINT_URL_SAGEMAKER": self.sagemaker_url,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.sagemaker_url,
+        }
+        for spec in model.functions:
+            self._check_runtime(spec)
+            config = RuntimeConfig(
+                label=spec.label,
+                function_name=spec.name,
+                handler=spec.handler,
+                code_dir=spec.code_uri,
+                memory_size=spec.memory_size,
+                timeout=spec.timeout,
+                environment=lambda_environment(
+                    function_name=spec.name,
+                    handler=spec.handler,
+                    code_dir=spec.code_uri,
+                    layer_dirs=spec.layers,
+                    memory_size=spec.memory_size,
+                    timeout=spec.timeout,
+                    region=model.region,
+                    template_variables=spec.environment,
+                    endpoints=endpoints,
+                ),
+                concurrency=self._concurrency,
+            )
+            self.functions[spec.logical_id] = LambdaFunction(config, bootstrap, self.log)
+        functions = list(self.functions.values())
+        self._stops.append(("runtimes", lambda: _stop_all(functions)))
+        start_functions(functions)
+        for spec in model.functions:
+            where = os.path.relpath(spec.code_uri, model.root)
+            self.log(
+                f"[stack] function {spec.name}: {spec.handler} in {where} "
+                f"({spec.memory_size} MB, {spec.timeout} s, "
+                f"{len(spec.rules)} rule(s), {len(spec.routes)} route(s))"
+            )
+
+    def _check_runtime(self, spec: FunctionSpec) -> None:
+        ours = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        if spec.runtime != ours:
+            self.log(
+                f"[stack] warning: {spec.logical_id} is {spec.runtime}; it runs on {ours} here"
+            )
+
+    def invoke(self, function_id: str, event: Any) -> InvocationResult:
+        """Invoke a function of the template (by logical id) synchronously."""
+        return self.functions[function_id].invoke(event)
+
+    def _start_delivery(self, model: StackModel) -> None:
+        for spec in model.functions:
+            for rule in spec.rules:
+                target = DeliveryTarget(
+                    label=spec.label,
+                    function_name=spec.name,
+                    source=rule.rule_name,
+                    queue_url=self.delivery_queues[(spec.logical_id, rule.event_id)],
+                    timeout_seconds=spec.timeout,
+                    max_retry_attempts=spec.max_retry_attempts,
+                    on_failure_url=_queue_url(model, spec.on_failure_arn),
+                    rule_retry_attempts=rule.retry_attempts
+                    if rule.retry_attempts is not None
+                    else 185,
+                    rule_dead_letter_url=_queue_url(model, rule.dead_letter_arn),
+                )
+                function = self.functions[spec.logical_id]
+                poller = QueuePoller(
+                    target,
+                    self.client("sqs"),
+                    function.invoke,
+                    retry_delays=self._retry_delays,
+                    log=self.log,
+                )
+                self.pollers.append(poller)
+        pollers = list(self.pollers)
+        self._stops.append(("event delivery", lambda: stop_pollers(pollers)))
+        start_pollers(pollers)
+
+    def _start_api(self, model: StackModel) -> None:
+        apis = {route.api_id for route in model.routes}
+        if not apis:
+            return
+        unsupported = [r.route_key for r in model.routes if r.payload_format_version != "2.0"]
+        if unsupported:
+            raise RuntimeError(f"the local HTTP API speaks payload format 2.0 only: {unsupported}")
+        if len(apis) > 1:
+            raise RuntimeError(
+                f"the local stack serves one HTTP API; the template has {sorted(apis)}"
+            )
+        (api_logical_id,) = apis
+        api_id = next(api.api_id for api in model.apis if api.logical_id == api_logical_id)
+        api = LocalHttpApi(
+            model.routes,
+            self.invoke,
+            api_id=api_id,
+            account_id=model.account_id,
+            host=HOST,
+            port=self._ports["api"],
+            log=self.log,
+        )
+        api.start()
+        self._stops.append(("HTTP API", api.stop))
+        self.api_url = api.url
+        for route in model.routes:
+            self.log(f"[stack] route {route.route_key} -> {model.function(route.function_id).name}")
+
+    def _write_outputs(self, model: StackModel) -> None:
+        self.outputs = {
+            **model.local_outputs(self.api_url),
+            "AwsEndpointUrl": self.aws_endpoint_url,
+            "SageMakerEndpointUrl": self.sagemaker_url,
+            "Region": model.region,
+        }
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.outputs_path.write_text(json.dumps(self.outputs, indent=2) + "\n")
+
+
+def _check_port_free(port: int) -> None:
+    """Raise OSError if ``port`` is taken: moto's server thread exits and start() never returns."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds it
+        try:
+            probe.bind((HOST, port))
+        except OSError as error:
+            raise OSError(error.errno, f"{HOST}:{port} is in use ({error.strerror})") from None
+
+
+def _queue_url(model: StackModel, arn: str | None) -> str | None:
+    return model.queue_url_for_arn(arn) if arn else None
+
+
+def _stop_all(functions: Sequence[LambdaFunction]) -> None:
+    with ThreadPoolExecutor(max_workers=max(1, len(functions))) as pool:
+        for future in [pool.submit(function.stop) for function in functions]:
+            future.result()

@@ -1,0 +1,211 @@
+"""The pipeline end to end: uploads through the S3 API, answers through the HTTP API.
+
+Each test uses its own model name, so the tests do not depend on one another's order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from sklearn.metrics import f1_score
+
+from .conftest import DATA, Local
+
+pytestmark = pytest.mark.e2e
+
+IRIS = (DATA / "iris.csv").read_bytes()
+TUTORIAL_ACCURACY = 0.9736842105263158  # 37 of 38 test rows, k=1
+TUTORIAL_MACRO_F1 = 0.9717034521788341  # scikit-learn's f1_score(average="macro")
+
+
+def test_settings_routes_and_outputs_come_from_the_template(local: Local) -> None:
+    assert set(local.outputs) >= {
+        "BucketName",
+        "IncomingPrefix",
+        "ApiUrl",
+        "TableName",
+        "FailureTopicArn",
+        "DeadLetterQueueUrl",
+        "AwsEndpointUrl",
+    }
+    assert local.incoming == "incoming/"
+    assert local.s3.get_bucket_versioning(Bucket=local.bucket)["Status"] == "Enabled"
+    assert local.describe("never-uploaded") is None
+
+
+def read_test_split(local: Local, run: dict[str, Any]) -> list[tuple[int, list[float]]]:
+    bucket, _, base = str(run["dataset"]["prefix"]).removeprefix("s3://").partition("/")
+    text = local.s3.get_object(Bucket=bucket, Key=f"{base}test/test.csv")["Body"].read().decode()
+    rows = []
+    for line in text.splitlines():
+        label, *features = line.split(",")
+        rows.append((int(float(label)), [float(value) for value in features]))
+    return rows
+
+
+def test_iris_upload_serves_predictions_with_the_tutorials_accuracy(local: Local) -> None:
+    local.upload("iris.csv", IRIS)
+    description = local.wait_for_new_run("iris")
+
+    assert description["status"] == "ready", description
+    assert description["endpoint"] == {
+        "name": "dropfit-iris",
+        "status": "InService",
+        "failure_reason": None,
+    }
+    classes = description["classes"]
+    assert classes == ["setosa", "versicolor", "virginica"]
+    run = description["deployed_run"]
+    rows = read_test_split(local, run)
+    assert len(rows) == 38
+
+    response = local.predict("iris", [features for _, features in rows])
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["run"], answer["count"]) == (run["run"], 38)
+    truth = [classes[label] for label, _ in rows]
+    predicted = [p["label"] for p in answer["predictions"]]
+    correct = sum(t == p for t, p in zip(truth, predicted, strict=True))
+    assert (correct, correct / len(rows)) == (37, TUTORIAL_ACCURACY)
+    assert f1_score(truth, predicted, average="macro") == pytest.approx(TUTORIAL_MACRO_F1)
+    assert description["metrics"]["test:accuracy"] == pytest.approx(TUTORIAL_ACCURACY)
+
+
+def test_a_second_upload_updates_the_endpoint_in_place_and_a_new_file_adds_a_model(
+    local: Local,
+) -> None:
+    local.upload("flowers.csv", IRIS)
+    first = local.wait_for_new_run("flowers")
+    first_run = first["latest_run"]["run"]
+    assert first["status"] == "ready"
+
+    local.upload("flowers.csv", IRIS, metadata={"k": "3"})
+    second = local.wait_for_new_run("flowers", previous=first_run)
+
+    second_run = second["latest_run"]["run"]
+    assert second_run != first_run
+    assert second["deployed_run"]["run"] == second_run
+    assert str(second["deployed_run"]["options"]["k"]) == "3"
+    assert second["endpoint"]["name"] == first["endpoint"]["name"] == "dropfit-flowers"
+    endpoints = local.sagemaker.list_endpoints(NameContains="dropfit-flowers")["Endpoints"]
+    assert [e["EndpointName"] for e in endpoints] == ["dropfit-flowers"]
+    answer = local.predict("flowers", [[5.1, 3.5, 1.4, 0.2]]).json()
+    assert (answer["run"], answer["predictions"]) == (second_run, [{"label": "setosa"}])
+
+    local.upload("Petal Data.csv", IRIS)
+    petals = local.wait_for_new_run("petal-data")
+
+    assert petals["endpoint"]["name"] == "dropfit-petal-data"
+    assert local.predict("petal-data", [[6.3, 3.3, 6.0, 2.5]]).json()["predictions"] == [
+        {"label": "virginica"}
+    ]
+    assert local.predict("flowers", [[5.1, 3.5, 1.4, 0.2]]).json()["run"] == second_run
+    listed = {m["model"] for m in json.loads(_get(local, "/models"))["models"]}
+    assert {"flowers", "petal-data"} <= listed
+
+
+def test_a_bad_csv_fails_with_its_reason_and_starts_no_training(local: Local) -> None:
+    body = b"a,b,label\n1,2,x\n3,,y\n5,6,x\n7,8,y\n"
+    version = local.upload("broken.csv", body)
+
+    description = local.wait_for_new_run("broken")
+
+    run = description["latest_run"]
+    assert (description["status"], run["status"]) == ("failed", "FAILED")
+    assert "Column 'b' is empty in data row 2" in run["reason"]
+    jobs = local.sagemaker.list_training_jobs(NameContains="dropfit-broken")["TrainingJobSummaries"]
+    assert jobs == []
+    versions = local.s3.list_object_versions(Bucket=local.bucket, Prefix="incoming/broken.csv")
+    assert [v["VersionId"] for v in versions["Versions"]] == [version]
+    stored = local.s3.get_object(Bucket=local.bucket, Key="incoming/broken.csv")
+    assert stored["Body"].read() == body
+
+
+def test_the_same_s3_event_delivered_twice_starts_one_training_job(local: Local) -> None:
+    spy = _spy_on_uploads(local, "incoming/dupe.csv")
+    try:
+        local.upload("dupe.csv", IRIS)
+        first = local.wait_for_new_run("dupe")
+        event = _receive_one(local, spy["url"])
+    finally:
+        _remove_spy(local, spy)
+    delivered = "'Object Created' incoming/dupe.csv -> format: attempt 1 ok"
+    assert local.log_count(delivered) == 1
+
+    # EventBridge delivers at least once: the identical event, again.
+    local.events.put_events(
+        Entries=[
+            {
+                "Source": event["source"],
+                "DetailType": event["detail-type"],
+                "Detail": json.dumps(event["detail"]),
+                "Resources": event["resources"],
+            }
+        ]
+    )
+    deadline = time.monotonic() + 30
+    while local.log_count(delivered) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert local.log_count(delivered) == 2
+    jobs = local.sagemaker.list_training_jobs(NameContains="dropfit-dupe")["TrainingJobSummaries"]
+    assert [job["TrainingJobName"] for job in jobs] == [first["latest_run"]["run"]]
+    assert local.latest_run("dupe") == first["latest_run"]["run"]
+
+
+def test_a_training_failure_is_recorded_and_the_previous_model_keeps_serving(local: Local) -> None:
+    local.upload("steady.csv", IRIS)
+    good = local.wait_for_new_run("steady")
+    good_run = good["deployed_run"]["run"]
+
+    local.upload("steady.csv", IRIS, metadata={"hp-index_metric": "BOGUS"})
+    after = local.wait_for_new_run("steady", previous=good_run)
+
+    failed = after["latest_run"]
+    assert failed["status"] == "FAILED"
+    assert "index_metric" in failed["reason"] and "BOGUS" in failed["reason"]
+    job = local.sagemaker.describe_training_job(TrainingJobName=failed["run"])
+    assert job["TrainingJobStatus"] == "Failed"
+    assert (after["status"], after["deployed_run"]["run"]) == ("ready", good_run)
+    answer = local.predict("steady", [[5.1, 3.5, 1.4, 0.2]])
+    assert (answer.status_code, answer.json()["run"]) == (200, good_run)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _get(local: Local, path: str) -> str:
+    import requests
+
+    response = requests.get(f"{local.api}{path}", timeout=30)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def _spy_on_uploads(local: Local, key: str) -> dict[str, str]:
+    """A second rule and queue that receive a copy of the S3 events for ``key``."""
+    name = f"e2e-spy-{int(time.time() * 1000)}"
+    url = local.sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = local.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    pattern = {"source": ["aws.s3"], "detail": {"object": {"key": [key]}}}
+    local.events.put_rule(Name=name, EventPattern=json.dumps(pattern))
+    local.events.put_targets(Rule=name, Targets=[{"Id": "spy", "Arn": arn}])
+    return {"name": name, "url": url}
+
+
+def _remove_spy(local: Local, spy: dict[str, str]) -> None:
+    local.events.remove_targets(Rule=spy["name"], Ids=["spy"])
+    local.events.delete_rule(Name=spy["name"])
+    local.sqs.delete_queue(QueueUrl=spy["url"])
+
+
+def _receive_one(local: Local, url: str) -> dict[str, Any]:
+    messages = local.sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5).get("Messages", [])
+    assert len(messages) == 1, messages
+    return dict(json.loads(messages[0]["Body"]))
