@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -23,6 +24,8 @@ from dropfit.events import (
 from dropfit.settings import DeploySettings
 
 logger = Logger()
+# The shared package logs through logging.getLogger("dropfit"): same format, level, context.
+copy_config_to_registered_loggers(source_logger=logger, include={"dropfit"})
 tracer = Tracer()
 metrics = Metrics()
 

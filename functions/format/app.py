@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
@@ -20,6 +21,8 @@ from dropfit.ingest import Ingestor, UploadedObject
 from dropfit.settings import FormatSettings
 
 logger = Logger()
+# The shared package logs through logging.getLogger("dropfit"): same format, level, context.
+copy_config_to_registered_loggers(source_logger=logger, include={"dropfit"})
 tracer = Tracer()
 metrics = Metrics()
 

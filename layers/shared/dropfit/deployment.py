@@ -22,7 +22,8 @@ from dropfit.records import ModelRecord, RunStatus
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request, tags
 from dropfit.settings import DeploySettings
 
-logger = logging.getLogger(__name__)
+# One logger for the package: each handler gives it its Powertools configuration.
+logger = logging.getLogger("dropfit")
 
 BUSY = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 WAITING_FOR_TRAINING = {RunStatus.FORMATTING, RunStatus.TRAINING}

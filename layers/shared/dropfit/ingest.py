@@ -18,7 +18,8 @@ from dropfit.records import Run, RunStatus, now_iso
 from dropfit.sagemaker_requests import TrainingJobSpec, training_job_request
 from dropfit.settings import FormatSettings
 
-logger = logging.getLogger(__name__)
+# One logger for the package: each handler gives it its Powertools configuration.
+logger = logging.getLogger("dropfit")
 
 
 @dataclass(frozen=True, slots=True)
