@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
             + ")",
         )
         command.add_argument(
+            "--host",
+            default="127.0.0.1",
+            help="address to listen on (default 127.0.0.1). For `sam local invoke` containers, "
+            "the docker0 gateway (e.g. 172.17.0.1); never every interface",
+        )
+        command.add_argument(
             "--concurrency",
             type=int,
             default=1,
@@ -83,6 +89,7 @@ def _stack_options(args: argparse.Namespace) -> dict[str, Any]:
         "parameters": parameters,
         "state_dir": args.state_dir,
         "runtime_concurrency": args.concurrency,
+        "host": args.host,
     }
 
 
@@ -107,6 +114,12 @@ def _usage(stack: LocalStack) -> str:
             f"  curl {api}/models/my",
             f"  curl -X POST {api}/models/my/predict -H 'content-type: application/json' "
             "-d '{\"instances\": [[5.1, 3.5, 1.4, 0.2]]}'",
+            "",
+            "With Docker, a handler in sam local's container against this stack "
+            "(start the stack with --host <docker0 address>; see docs/local-stack.md):",
+            f"  sam local invoke PredictFunction -e events/api-list-models.json "
+            f"--env-vars {stack.sam_env_path} --add-host host.docker.internal:host-gateway "
+            "--skip-pull-image",
             "",
         ]
     )

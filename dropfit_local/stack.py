@@ -21,6 +21,7 @@ stack per process at a time (the end-to-end tests run theirs in a child process)
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -93,8 +94,10 @@ class LocalStack:
         runtime_concurrency: int = 1,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         endpoint_delay_seconds: float = 0.3,
+        host: str = HOST,
         log: Callable[[str], None] = console,
     ) -> None:
+        self.host = _check_host(host)
         self.root = root
         self.template_path = template or root / "template.yaml"
         self.state_dir = state_dir or root / ".local"
@@ -182,8 +185,8 @@ class LocalStack:
     def _start(self) -> None:
         # moto's werkzeug server logs every request; the stack logs what matters instead.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        _check_port_free(self._ports["aws"])
-        moto = ThreadedMotoServer(ip_address=HOST, port=self._ports["aws"], verbose=False)
+        _check_port_free(self.host, self._ports["aws"])
+        moto = ThreadedMotoServer(ip_address=self.host, port=self._ports["aws"], verbose=False)
         moto.start()
         self._stops.append(("moto", moto.stop))
         host, port = moto.get_host_and_port()
@@ -205,7 +208,7 @@ class LocalStack:
             account_id=model.account_id,
             s3_endpoint_url=self.aws_endpoint_url,
             events_endpoint_url=self.aws_endpoint_url,
-            host=HOST,
+            host=self.host,
             port=self._ports["sagemaker"],
             endpoint_delay_seconds=self._endpoint_delay,
             log=self.log,
@@ -384,7 +387,7 @@ class LocalStack:
             self.invoke,
             api_id=api_id,
             account_id=model.account_id,
-            host=HOST,
+            host=self.host,
             port=self._ports["api"],
             log=self.log,
         )
@@ -403,18 +406,64 @@ class LocalStack:
         }
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.outputs_path.write_text(json.dumps(self.outputs, indent=2) + "\n")
+        # `sam local invoke --env-vars .local/sam-env.json`: each function's variables with this
+        # stack's names and endpoints. SAM overrides only variables the template declares; the
+        # endpoint variables are declared (absent on AWS) under the UseLocalStack condition.
+        self.sam_env_path.write_text(
+            json.dumps(
+                {
+                    f.logical_id: {**f.environment, **self.container_endpoints()}
+                    for f in model.functions
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+
+    @property
+    def sam_env_path(self) -> Path:
+        return self.state_dir / "sam-env.json"
+
+    def container_endpoints(self) -> dict[str, str]:
+        """This stack's endpoints as a sam local container reaches them (--add-host ...)."""
+
+        def from_container(url: str) -> str:
+            return url.replace(f"//{self.host}:", "//host.docker.internal:")
+
+        return {
+            "AWS_ENDPOINT_URL": from_container(self.aws_endpoint_url),
+            "AWS_ENDPOINT_URL_SAGEMAKER": from_container(self.sagemaker_url),
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": from_container(self.sagemaker_url),
+        }
 
 
-def _check_port_free(port: int) -> None:
+def _check_host(host: str) -> str:
+    """Loopback by default; another address only if it is this machine's (never all of them)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"--host {host!r}: give an IP address, e.g. 127.0.0.1") from None
+    if address.is_unspecified:
+        raise ValueError(f"--host {host}: refusing to listen on every interface")
+    if not address.is_loopback:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, 0))
+            except OSError:
+                raise ValueError(f"--host {host}: not an address of this machine") from None
+    return host
+
+
+def _check_port_free(host: str, port: int) -> None:
     """Raise OSError if ``port`` is taken: moto's server thread exits and start() never returns."""
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds it
         try:
-            probe.bind((HOST, port))
+            probe.bind((host, port))
         except OSError as error:
-            raise OSError(error.errno, f"{HOST}:{port} is in use ({error.strerror})") from None
+            raise OSError(error.errno, f"{host}:{port} is in use ({error.strerror})") from None
 
 
 def _queue_url(model: StackModel, arn: str | None) -> str | None:
