@@ -11,70 +11,19 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import yaml
+from dropfit_local.template import load_template as read_template_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = ROOT / "template.yaml"
 REGION = "us-east-1"
 
-_SCALAR_FUNCTIONS = ("Ref", "Condition")
-_FUNCTIONS = (
-    "Base64",
-    "Cidr",
-    "Equals",
-    "FindInMap",
-    "GetAZs",
-    "If",
-    "ImportValue",
-    "Join",
-    "Not",
-    "And",
-    "Or",
-    "Select",
-    "Split",
-    "Sub",
-    "Transform",
-)
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """A YAML loader that turns CloudFormation short forms into their long, JSON forms."""
-
-
-def _construct(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)
-
-
-def _add_function(name: str) -> None:
-    key = name if name in _SCALAR_FUNCTIONS else f"Fn::{name}"
-
-    def constructor(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        return {key: _construct(node, loader)}
-
-    _CfnLoader.add_constructor(f"!{name}", constructor)
-
-
-def _get_att(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-    value = _construct(node, loader)
-    if isinstance(value, str):
-        resource, _, attribute = value.partition(".")
-        value = [resource, attribute]
-    return {"Fn::GetAtt": value}
-
-
-for _name in (*_SCALAR_FUNCTIONS, *_FUNCTIONS):
-    _add_function(_name)
-_CfnLoader.add_constructor("!GetAtt", _get_att)
-
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    """The template as a dict; ``!Ref X`` reads as ``{"Ref": "X"}``, ``!Sub s`` as ``Fn::Sub``."""
-    with path.open() as stream:
-        return yaml.load(stream, Loader=_CfnLoader)  # a SafeLoader subclass: no arbitrary objects
+    """The template as a dict; ``!Ref X`` reads as ``{"Ref": "X"}``, ``!Sub s`` as ``Fn::Sub``.
+
+    The same loader as the local stack's, so tests read the template exactly as it does.
+    """
+    return read_template_file(path)
 
 
 @functools.cache
