@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
 from dropfit.errors import ApiError, InvalidModelName
+from dropfit.prediction import request_text
 from dropfit.serving import ModelService
 from dropfit.settings import PredictSettings
 
@@ -43,9 +44,8 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 def predict(model: str) -> dict[str, Any]:
     event = app.current_event
     neighbors = (event.query_string_parameters or {}).get("neighbors", "").lower() in ("1", "true")
-    answer = service.predict(
-        model, event.decoded_body or "", event.headers.get("content-type"), neighbors
-    )
+    body = request_text(event.body, event.is_base64_encoded)
+    answer = service.predict(model, body, event.headers.get("content-type"), neighbors)
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=answer["count"])
     return answer
 

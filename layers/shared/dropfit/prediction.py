@@ -5,10 +5,11 @@ Pure Python (json, math): this is the predict function's hot path and cold start
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,21 @@ class Prediction:
         if self.neighbors is not None:
             shown["neighbors"] = self.neighbors
         return shown
+
+
+def request_text(body: str | None, is_base64_encoded: bool | None) -> str:
+    """The request body as text. API Gateway base64-encodes bodies it does not take for text;
+    bytes that are not UTF-8 become U+FFFD, which no parser accepts, so they get a 4xx."""
+    if is_base64_encoded and body:
+        return base64.b64decode(body).decode("utf-8", errors="replace")
+    return body or ""
+
+
+def _some(names: Iterable[str], shown: int = 10) -> str:
+    """The first names, and how many more: an error message stays small whatever is sent."""
+    listed = list(names)
+    rest = f" and {len(listed) - shown} more" if len(listed) > shown else ""
+    return ", ".join(listed[:shown]) + rest
 
 
 def _media_type(content_type: str | None) -> str:
@@ -115,7 +131,7 @@ def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
                 if missing:
                     parts.append(f"missing {', '.join(missing)}")
                 if unknown:
-                    parts.append(f"unknown {', '.join(str(u)[:40] for u in unknown)}")
+                    parts.append(f"unknown {_some(str(u)[:40] for u in unknown)}")
                 raise UnprocessableRequest(
                     f"instances[{i}] has {'; '.join(parts)}; "
                     f"the features are {', '.join(features)}."

@@ -10,7 +10,20 @@ from botocore.exceptions import ClientError
 
 from dropfit.errors import InvalidUpload
 
-_GONE = frozenset({"NoSuchKey", "NoSuchVersion", "404", "400", "NotFound", "InvalidArgument"})
+# A missing key is 404 only to a caller with s3:ListBucket; the format function has none (least
+# privilege), so S3 answers 403 for it. Reading incoming/* is granted, hence 403 means "not there".
+_GONE = frozenset(
+    {
+        "NoSuchKey",
+        "NoSuchVersion",
+        "404",
+        "400",
+        "NotFound",
+        "InvalidArgument",
+        "403",
+        "AccessDenied",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

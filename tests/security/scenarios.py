@@ -1,0 +1,406 @@
+"""Drive every function through its main paths in one process and record each AWS call it makes.
+
+The functions run against moto (S3, DynamoDB, SNS, SageMaker's control plane); the endpoint's
+runtime is a fake that answers like the k-NN algorithm; where moto cannot play SageMaker (a Failed
+endpoint, throttling) botocore's Stubber does. The SageMaker execution role's share is recorded
+by running the format function's very CreateTrainingJob request, and the deploy function's
+CreateModel and CreateEndpoint, on the local SageMaker (dropfit_local) against the same moto S3.
+
+A few calls are made with a principal's role by an AWS service, not by our code, and cannot be
+observed locally. They are added as ``platform`` calls, derived from the recorded requests, each
+saying why: Lambda's delivery of a failed asynchronous event to the dead-letter queue (the
+template's EventInvokeConfig), and what SageMaker does with the execution role besides S3
+(pull the k-NN image from ECR, write CloudWatch logs and metrics; see "CreateTrainingJob API:
+Execution Role Permissions" in the SageMaker developer guide).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from tests.security.world import (
+    NAMES,
+    Recorder,
+    World,
+    endpoint_changed,
+    http_event,
+    object_created,
+    streaming,
+    training_finished,
+    world,
+)
+from tests.template_utils import ROOT, load_template
+
+IRIS = (ROOT / "tests" / "data" / "iris.csv").read_bytes()
+ROLE = "SageMakerExecutionRole"
+
+
+def async_attempts(function: str) -> int:
+    """How often Lambda runs an asynchronous event before its OnFailure destination gets it."""
+    config = load_template()["Resources"][function]["Properties"]["EventInvokeConfig"]
+    return 1 + int(config["MaximumRetryAttempts"])
+
+
+# --------------------------------------------------------------------------- fake endpoints
+
+
+class FakeEndpoints:
+    """sagemaker-runtime InvokeEndpoint answered like the k-NN algorithm (text/csv in, JSON out).
+
+    The predicted class of a row is a deterministic function of its values; ``errors`` makes
+    an endpoint answer with a SageMaker error instead (code, HTTP status).
+    """
+
+    url = "https://runtime.sagemaker.local/"
+
+    def __init__(self, classes: int = 3) -> None:
+        self.classes = classes
+        self.errors: dict[str, tuple[str, int]] = {}
+        self.variant: dict[str, str] = {}
+        self.invocations = 0
+
+    def install(self, client: Any) -> None:
+        client.meta.events.register(
+            "before-call.sagemaker-runtime.InvokeEndpoint", self._answer, unique_id="fake-knn"
+        )
+
+    def _answer(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        from urllib.parse import unquote
+
+        from botocore.awsrequest import AWSResponse
+        from botocore.compat import HTTPHeaders
+
+        self.invocations += 1
+        endpoint = unquote(params["url_path"].split("/")[2])
+        if endpoint in self.errors:
+            code, status = self.errors[endpoint]
+            error = {"Code": code, "Message": f"{code} from the fake endpoint"}
+            return AWSResponse(self.url, status, HTTPHeaders(), None), {
+                "Error": error,
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            }
+        rows = [line.split(",") for line in params["body"].decode().splitlines() if line]
+        verbose = "verbose=true" in params["headers"].get("Accept", "")
+        predictions = []
+        for row in rows:
+            label = float(int(sum(float(v) for v in row) * 7) % self.classes)
+            answer: dict[str, Any] = {"predicted_label": label}
+            if verbose:
+                answer |= {"labels": [label, 0.0], "distances": [0.0, 0.5]}
+            predictions.append(answer)
+        body = json.dumps({"predictions": predictions}).encode()
+        variant = self.variant.get(endpoint)
+        parsed: dict[str, Any] = {
+            "Body": streaming(body),
+            "ContentType": "application/json",
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
+        if variant:
+            parsed["InvokedProductionVariant"] = variant
+        return AWSResponse(self.url, 200, HTTPHeaders(), None), parsed
+
+
+# --------------------------------------------------------------------------- the scenarios
+
+
+def _upload_and_format(w: World, key: str, body: bytes, **metadata: str) -> dict[str, Any]:
+    version = w.upload(key, body, metadata)
+    result: dict[str, Any] = w.function("format")(object_created(key, version, len(body)))
+    return result
+
+
+def _train_and_deploy(w: World, key: str, body: bytes = IRIS) -> str:
+    """Upload → job → (moto's job) completed → model, config, endpoint created or updated."""
+    started = _upload_and_format(w, key, body)
+    assert started["outcome"] == "started", started
+    job = str(started["run"])
+    outcome = w.function("deploy")(training_finished(job))["outcome"]
+    assert outcome in ("create", "update"), outcome
+    return job
+
+
+def _stubbed(w: World, function: str, service: str) -> Stubber:
+    return Stubber(w.client(function, service))
+
+
+def _fails_every_attempt(w: World, function: str, logical_id: str, run: Callable[[], Any]) -> None:
+    """Run an asynchronous event as Lambda does: every attempt raises, then the DLQ gets it."""
+    for _ in range(async_attempts(logical_id)):
+        with pytest.raises(Exception, match="Throttl"):
+            run()
+    w.recorder.platform(
+        logical_id,
+        "sqs",
+        "SendMessage",
+        "Lambda sends the event that failed every attempt to EventInvokeConfig's OnFailure "
+        "destination with the function's role",
+        QueueUrl=f"https://sqs.{NAMES.region}.amazonaws.com/{NAMES.account}/"
+        + NAMES.queue_arn.rsplit(":", 1)[1],
+    )
+
+
+def format_paths(w: World) -> None:
+    fmt = w.function("format")
+    # 1. a valid upload starts its job; the same event again starts nothing
+    key = f"{NAMES.incoming}iris.csv"
+    version = w.upload(key, IRIS)
+    assert fmt(object_created(key, version, len(IRIS)))["outcome"] == "started"
+    assert fmt(object_created(key, version, len(IRIS)))["outcome"] == "duplicate"
+    # 2. an invalid upload: FAILED with its reason, failure topic told
+    assert _upload_and_format(w, f"{NAMES.incoming}broken.csv", b"a;b\n1;2\n")["outcome"] == (
+        "rejected"
+    )
+    # 3. a key S3 sends URL-encoded: the literal key is missing, the decoded one is read
+    assert (
+        _upload_and_format(w, f"{NAMES.incoming}Team A/Wine Quality.csv", IRIS)["outcome"]
+        == "started"
+    )
+    # 4. an event without a version id (an object written before versioning was enabled)
+    legacy = f"{NAMES.incoming}legacy.csv"
+    w.upload(legacy, IRIS)
+    assert fmt(object_created(legacy, None, len(IRIS)))["outcome"] == "started"
+    # 5. CreateTrainingJob throttled on every attempt: Lambda's retries, then the DLQ
+    busy = f"{NAMES.incoming}busy.csv"
+    busy_version = w.upload(busy, IRIS)
+    with _stubbed(w, "format", "sagemaker") as stub:
+        for _ in range(async_attempts("FormatFunction")):
+            stub.add_client_error("create_training_job", "ThrottlingException", "Throttled")
+        _fails_every_attempt(
+            w,
+            "format",
+            "FormatFunction",
+            lambda: fmt(object_created(busy, busy_version, len(IRIS))),
+        )
+
+
+def deploy_paths(w: World) -> tuple[str, str]:
+    """The iris model trained twice (created, then updated in place), a third run failed."""
+    deploy = w.function("deploy")
+    first = _train_and_deploy(w, f"{NAMES.incoming}iris.csv")
+    assert deploy(endpoint_changed("dropfit-iris", first))["outcome"] == "none"
+    second = _upload_and_format(w, f"{NAMES.incoming}iris.csv", IRIS + b"\n")["run"]
+    # moto has no UpdateEndpoint: SageMaker's side of the update is scripted.
+    with _stubbed(w, "deploy", "sagemaker") as stub:
+        _completed_job(stub, second)
+        stub.add_response("describe_endpoint", _endpoint("dropfit-iris", first, "InService"))
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": f"{ARN}:endpoint/dropfit-iris"},
+            {"EndpointName": "dropfit-iris", "EndpointConfigName": second},
+        )
+        stub.add_response("describe_endpoint", _endpoint("dropfit-iris", second, "InService"))
+        assert deploy(training_finished(second))["outcome"] == "update"
+        assert deploy(endpoint_changed("dropfit-iris", second))["outcome"] == "none"
+        stub.assert_no_pending_responses()
+    third = _upload_and_format(w, f"{NAMES.incoming}iris.csv", IRIS + b"\n\n")["run"]
+    assert deploy(training_finished(third, "Failed", "ClientError: bad data"))["outcome"] == (
+        "failed"
+    )
+    return first, second
+
+
+ARN = f"arn:aws:sagemaker:{NAMES.region}:{NAMES.account}"
+
+
+def _endpoint(name: str, config: str, status: str, reason: str | None = None) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "EndpointName": name,
+        "EndpointArn": f"{ARN}:endpoint/{name}",
+        "EndpointConfigName": config,
+        "EndpointStatus": status,
+        "CreationTime": 0,
+        "LastModifiedTime": 0,
+    }
+    if reason:
+        described["FailureReason"] = reason
+    return described
+
+
+def _completed_job(stub: Stubber, job: str) -> None:
+    """DescribeTrainingJob, CreateModel and CreateEndpointConfig of a job that completed."""
+    model = job.split("-")[1]
+    stub.add_response(
+        "describe_training_job",
+        {
+            "TrainingJobName": job,
+            "TrainingJobArn": f"{ARN}:training-job/{job}",
+            "ModelArtifacts": {
+                "S3ModelArtifacts": f"s3://{NAMES.bucket}/models/{model}/{job}/output/model.tar.gz"
+            },
+            "TrainingJobStatus": "Completed",
+            "SecondaryStatus": "Completed",
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "CreationTime": 0,
+        },
+    )
+    stub.add_response("create_model", {"ModelArn": f"{ARN}:model/{job}"})
+    stub.add_response(
+        "create_endpoint_config", {"EndpointConfigArn": f"{ARN}:endpoint-config/{job}"}
+    )
+
+
+def recreate_failed_endpoint(w: World) -> None:
+    """A first deployment failed and a newer run waits: delete the endpoint, create it afresh."""
+    deploy = w.function("deploy")
+    old = _train_and_deploy(w, f"{NAMES.incoming}wine.csv")
+    new = _upload_and_format(w, f"{NAMES.incoming}wine.csv", IRIS + b"\n")["run"]
+    endpoint = "dropfit-wine"
+    failed = "The primary container did not pass the ping health check."
+    missing = ("ValidationException", f"Could not find endpoint '{ARN}:endpoint/{endpoint}'.")
+    with _stubbed(w, "deploy", "sagemaker") as stub:
+        _completed_job(stub, new)
+        stub.add_response("describe_endpoint", _endpoint(endpoint, old, "Failed", failed))
+        stub.add_response("delete_endpoint", {}, {"EndpointName": endpoint})
+        stub.add_client_error("describe_endpoint", *missing)
+        stub.add_response(
+            "create_endpoint",
+            {"EndpointArn": f"{ARN}:endpoint/{endpoint}"},
+            {"EndpointName": endpoint, "EndpointConfigName": new, "Tags": ANY},
+        )
+        event = training_finished(new)
+        with pytest.raises(Exception, match="Deleting the failed endpoint"):
+            deploy(event)  # Lambda retries the event ...
+        assert deploy(event)["outcome"] == "create"  # ... and the retry creates it afresh
+        stub.assert_no_pending_responses()
+    # DescribeEndpoint throttled on every attempt: the endpoint event ends in the DLQ
+    with _stubbed(w, "deploy", "sagemaker") as stub:
+        for _ in range(async_attempts("DeployFunction")):
+            stub.add_client_error("describe_endpoint", "ThrottlingException", "Rate exceeded")
+        _fails_every_attempt(
+            w, "deploy", "DeployFunction", lambda: deploy(endpoint_changed(endpoint, new))
+        )
+
+
+def predict_paths(w: World, served: str) -> None:
+    predict = w.function("predict")
+    endpoints = FakeEndpoints()
+    endpoints.install(w.client("predict", "sagemaker-runtime"))
+    endpoints.variant["dropfit-iris"] = served
+    body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]})
+    headers = {"content-type": "application/json"}
+    for query in ("", "neighbors=true"):
+        answer = predict(
+            http_event("POST", "/models/iris/predict", body=body, headers=headers, query=query)
+        )
+        assert answer["statusCode"] == 200, answer
+    assert predict(http_event("GET", "/models"))["statusCode"] == 200
+    assert predict(http_event("GET", "/models/iris"))["statusCode"] == 200
+    assert predict(http_event("GET", "/models/nothing-here"))["statusCode"] == 404
+
+
+def sagemaker_role(recorder: Recorder, job: str) -> None:
+    """The execution role's S3 calls, made by the local SageMaker running our own requests."""
+    from dropfit_local.sagemaker.backend import SageMakerBackend
+
+    s3 = boto3.client("s3", region_name=NAMES.region)
+    recorder.attach(ROLE, s3)
+    backend = SageMakerBackend(
+        region=NAMES.region,
+        account_id=NAMES.account,
+        s3=s3,
+        events=boto3.client("events", region_name=NAMES.region),
+        endpoint_delay_seconds=0.0,
+        log=lambda line: None,
+    )
+    try:
+        (request,) = [
+            c.params
+            for c in recorder.of("FormatFunction")
+            if c.operation == "CreateTrainingJob" and c.params["TrainingJobName"] == job
+        ]
+        backend.call("CreateTrainingJob", json.loads(json.dumps(request)))
+        described = _wait(
+            lambda: backend.call("DescribeTrainingJob", {"TrainingJobName": job}),
+            lambda d: d["TrainingJobStatus"] != "InProgress",
+        )
+        assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+        (model,) = [
+            c.params
+            for c in recorder.of("DeployFunction")
+            if c.operation == "CreateModel" and c.params["ModelName"] == job
+        ]
+        artifact = described["ModelArtifacts"]["S3ModelArtifacts"]
+        model = json.loads(json.dumps(model))
+        model["PrimaryContainer"]["ModelDataUrl"] = artifact
+        backend.call("CreateModel", model)
+        (config,) = [
+            c.params
+            for c in recorder.of("DeployFunction")
+            if c.operation == "CreateEndpointConfig" and c.params["EndpointConfigName"] == job
+        ]
+        backend.call("CreateEndpointConfig", json.loads(json.dumps(config)))
+        endpoint = "dropfit-iris"
+        backend.call("CreateEndpoint", {"EndpointName": endpoint, "EndpointConfigName": job})
+        state = _wait(
+            lambda: backend.call("DescribeEndpoint", {"EndpointName": endpoint}),
+            lambda d: d["EndpointStatus"] not in ("Creating", "Updating"),
+        )
+        assert state["EndpointStatus"] == "InService", state.get("FailureReason")
+    finally:
+        backend.close()
+    _sagemaker_platform_calls(recorder, request, endpoint)
+
+
+def _sagemaker_platform_calls(recorder: Recorder, job: dict[str, Any], endpoint: str) -> None:
+    image = job["AlgorithmSpecification"]["TrainingImage"]
+    registry, _, repository = image.partition("/")
+    repository = repository.split(":", 1)[0]
+    name = job["TrainingJobName"]
+    why_image = "SageMaker pulls the algorithm image for the job and for the endpoint"
+    recorder.platform(ROLE, "ecr", "GetAuthorizationToken", why_image)
+    for operation in ("BatchCheckLayerAvailability", "GetDownloadUrlForLayer", "BatchGetImage"):
+        recorder.platform(
+            ROLE,
+            "ecr",
+            operation,
+            why_image,
+            registryId=registry.split(".", 1)[0],
+            repositoryName=repository,
+        )
+    for group, stream in (
+        ("/aws/sagemaker/TrainingJobs", f"{name}/algo-1-1741944478"),
+        (f"/aws/sagemaker/Endpoints/{endpoint}", f"AllTraffic/{name}"),
+    ):
+        why_logs = "the job's and the endpoint's container logs go to CloudWatch Logs"
+        recorder.platform(ROLE, "logs", "CreateLogGroup", why_logs, logGroupName=group)
+        recorder.platform(
+            ROLE, "logs", "DescribeLogStreams", why_logs, logGroupName=group, logStreamNamePrefix=""
+        )
+        for operation in ("CreateLogStream", "PutLogEvents"):
+            recorder.platform(
+                ROLE, "logs", operation, why_logs, logGroupName=group, logStreamName=stream
+            )
+    recorder.platform(
+        ROLE,
+        "cloudwatch",
+        "PutMetricData",
+        "the job reports its metrics (test:accuracy) to CloudWatch",
+        Namespace="/aws/sagemaker/TrainingJobs",
+    )
+
+
+def _wait(read: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool]) -> dict:
+    deadline = time.monotonic() + 30
+    while True:
+        state = read()
+        if done(state) or time.monotonic() > deadline:
+            return state
+        time.sleep(0.02)
+
+
+def run_all(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """Every scenario, in one world; the calls of all four principals."""
+    with world(monkeypatch) as w:
+        format_paths(w)
+        first, served = deploy_paths(w)
+        recreate_failed_endpoint(w)
+        predict_paths(w, served)
+        sagemaker_role(w.recorder, first)
+        return w.recorder
