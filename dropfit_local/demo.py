@@ -100,9 +100,11 @@ def wait_until_served(
 
 def read_test_split(stack: LocalStack, run: dict[str, Any]) -> list[tuple[int, list[float]]]:
     """The formatted, header-less test split (label first, as an int) of a run."""
-    prefix = str(run["dataset"]["prefix"])  # s3://bucket/datasets/<model>/<run>/
-    bucket, _, base = prefix.removeprefix("s3://").partition("/")
-    body = stack.client("s3").get_object(Bucket=bucket, Key=f"{base}test/test.csv")["Body"]
+    # The API doesn't show S3 locations; the operator knows the layout from the template.
+    assert stack.model is not None
+    formatter = next(f for f in stack.model.functions if "DATASETS_PREFIX" in f.environment)
+    key = f"{formatter.environment['DATASETS_PREFIX']}{run['model']}/{run['run']}/test/test.csv"
+    body = stack.client("s3").get_object(Bucket=stack.bucket_name, Key=key)["Body"]
     rows = []
     for line in body.read().decode().splitlines():
         if line.strip():

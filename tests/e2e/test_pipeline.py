@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from sklearn.metrics import f1_score
 
+from tests.template_utils import load_template
+
 from .conftest import DATA, Local
 
 pytestmark = pytest.mark.e2e
@@ -37,8 +39,10 @@ def test_settings_routes_and_outputs_come_from_the_template(local: Local) -> Non
 
 
 def read_test_split(local: Local, run: dict[str, Any]) -> list[tuple[int, list[float]]]:
-    bucket, _, base = str(run["dataset"]["prefix"]).removeprefix("s3://").partition("/")
-    text = local.s3.get_object(Bucket=bucket, Key=f"{base}test/test.csv")["Body"].read().decode()
+    # The API shows no S3 locations: the layout comes from the template, as the code's does.
+    datasets = load_template()["Mappings"]["Layout"]["Prefix"]["Datasets"]
+    key = f"{datasets}{run['model']}/{run['run']}/test/test.csv"
+    text = local.s3.get_object(Bucket=local.bucket, Key=key)["Body"].read().decode()
     rows = []
     for line in text.splitlines():
         label, *features = line.split(",")

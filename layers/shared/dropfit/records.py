@@ -55,9 +55,13 @@ class Run:
         return cls(**values)
 
     def view(self) -> dict[str, Any]:
-        """The run as the API shows it."""
+        """The run as the (unauthenticated) API shows it: no bucket, versions or S3 locations."""
         shown = self.to_attributes()
         shown["run"] = shown.pop("job")
+        shown["source"] = {k: v for k, v in self.source.items() if k in ("key", "size")}
+        shown.pop("artifact", None)
+        if self.dataset is not None:
+            shown["dataset"] = {k: v for k, v in self.dataset.items() if k != "prefix"}
         return shown
 
 
