@@ -68,11 +68,34 @@ def _parser() -> argparse.ArgumentParser:
         )
         command.add_argument(
             "--concurrency",
-            type=int,
-            default=1,
-            help="runtime processes per function (each serves one invocation at a time)",
+            action="append",
+            default=[],
+            metavar="[FUNCTION=]N",
+            help="runtime processes per function (each serves one invocation at a time; "
+            "default 1); FUNCTION=N sets one function's, by logical id or log label, e.g. "
+            "predict=4 (repeatable)",
+        )
+        command.add_argument(
+            "--fault-injection",
+            action="store_true",
+            help="TEST ONLY: let tests make functions crash and endpoint deployments fail "
+            "through the faults folder (dropfit_local/faults.py, docs/local-stack.md)",
         )
     return parser
+
+
+def _concurrency(items: list[str]) -> tuple[int, dict[str, int]]:
+    """``--concurrency`` values: the default count, and the counts of named functions."""
+    default, named = 1, {}
+    for item in items:
+        name, separator, count = item.rpartition("=")
+        if not count.isdigit() or int(count) < 1 or (separator and not name):
+            raise SystemExit(f"--concurrency {item!r}: expected N or FUNCTION=N with N >= 1")
+        if separator:
+            named[name] = int(count)
+        else:
+            default = int(count)
+    return default, named
 
 
 def _stack_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -82,13 +105,16 @@ def _stack_options(args: argparse.Namespace) -> dict[str, Any]:
         if not separator:
             raise SystemExit(f"--parameter {item!r}: expected NAME=VALUE")
         parameters[name] = value
+    default_concurrency, function_concurrency = _concurrency(args.concurrency)
     return {
         "aws_port": args.aws_port,
         "api_port": args.api_port,
         "sagemaker_port": args.sagemaker_port,
         "parameters": parameters,
         "state_dir": args.state_dir,
-        "runtime_concurrency": args.concurrency,
+        "runtime_concurrency": default_concurrency,
+        "function_concurrency": function_concurrency,
+        "fault_injection": args.fault_injection,
         "host": args.host,
     }
 
@@ -164,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except TemplateError as error:
         print(f"cannot read the template: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:
+        print(f"cannot start the local stack: {error}", file=sys.stderr)
         return 2
     except OSError as error:
         print(f"cannot start the local stack: {error}", file=sys.stderr)

@@ -31,6 +31,7 @@ from dropfit_local.template import HttpRoute
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload quota
 MAX_INVOKE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota
 STAGE = "$default"
+LISTEN_BACKLOG = 128  # pending connections the kernel queues for accept() (werkzeug's default)
 _TEXT_TYPES = re.compile(
     r"^(text/.*|application/(json|javascript|ecmascript|xml|x-www-form-urlencoded|graphql|"
     r"yaml|x-yaml|x-ndjson|[\w.+-]+\+(json|xml)))$"
@@ -248,6 +249,9 @@ def to_http_response(answer: Any) -> HttpResponse:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 makes the kernel drop or reset connections when a few
+    # dozen clients connect at once; API Gateway accepts them all.
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], api: LocalHttpApi) -> None:
         self.api = api

@@ -2,7 +2,9 @@
 
 Each rule of the template targets its own queue in moto, so moto's own S3 -> EventBridge -> rule
 -> target path does the pattern matching. A poller thread per queue long-polls it and invokes
-the function with the event, as EventBridge invokes a Lambda target asynchronously:
+the function with the event, as EventBridge invokes a Lambda target asynchronously, up to
+``parallelism`` events at a time (the function's runtime count: Lambda runs concurrent
+asynchronous invocations side by side, so duplicates and bursts really race here too):
 
 * a function error is retried like Lambda's asynchronous invocation (``EventInvokeConfig``
   ``MaximumRetryAttempts``, default 2), after short local delays (0.2 s, 0.4 s instead of
@@ -75,9 +77,13 @@ class QueuePoller:
         *,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         wait_seconds: int = 1,
+        parallelism: int = 1,
         log: Callable[[str], None] = print,
     ) -> None:
+        if parallelism < 1:
+            raise ValueError("parallelism must be at least 1")
         self.target = target
+        self.parallelism = parallelism
         self._sqs = sqs
         self._invoke = invoke
         self._delays = tuple(retry_delays)
@@ -85,6 +91,10 @@ class QueuePoller:
         self._log = log
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # A message is received only when a delivery slot is free: the others stay in the queue.
+        self._slots = threading.BoundedSemaphore(parallelism)
+        self._deliveries: set[threading.Thread] = set()
+        self._deliveries_lock = threading.Lock()
         retries = max(target.max_retry_attempts, target.rule_retry_attempts)
         worst = (retries + 1) * (target.timeout_seconds + 30) + sum(self._delays) * retries
         self._visibility = int(min(MAX_VISIBILITY_SECONDS, worst))
@@ -100,11 +110,19 @@ class QueuePoller:
         self._stopping.set()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the receiving thread, then for the deliveries in progress."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         if self._thread is not None:
             self._thread.join(timeout)
+        with self._deliveries_lock:
+            deliveries = list(self._deliveries)
+        for delivery in deliveries:
+            delivery.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            if not self._slots.acquire(timeout=0.5):
+                continue  # every slot busy: check for stop, then wait again
             try:
                 response = self._sqs.receive_message(
                     QueueUrl=self.target.queue_url,
@@ -114,12 +132,30 @@ class QueuePoller:
                     AttributeNames=["All"],
                 )
             except (BotoCoreError, ClientError) as error:
+                self._slots.release()
                 if not self._stopping.is_set():
                     self._log(f"[delivery] {self.target.source}: cannot receive: {error}")
                     self._stopping.wait(1)
                 continue
-            for message in response.get("Messages", []):
+            messages = response.get("Messages", [])
+            if not messages:
+                self._slots.release()
+            for message in messages:  # at most one: it holds the slot taken above
+                self._start_delivery(message)
+
+    def _start_delivery(self, message: dict[str, Any]) -> None:
+        def run() -> None:
+            try:
                 self.deliver(message)
+            finally:
+                with self._deliveries_lock:
+                    self._deliveries.discard(thread)
+                self._slots.release()
+
+        thread = threading.Thread(target=run, name=f"deliver-{self.target.source}", daemon=True)
+        with self._deliveries_lock:
+            self._deliveries.add(thread)
+        thread.start()
 
     def deliver(self, message: dict[str, Any]) -> None:
         """Invoke the function with one message's event, retrying, dead-lettering, deleting."""

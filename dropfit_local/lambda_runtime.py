@@ -128,11 +128,13 @@ def lambda_environment(
     region: str,
     template_variables: Mapping[str, str],
     endpoints: Mapping[str, str],
+    local_variables: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment Lambda gives a Python function, pointed at the local endpoints.
 
-    ``endpoints`` are ``AWS_ENDPOINT_URL*`` variables. Template variables come last but cannot
-    override the reserved ones, as in Lambda.
+    ``endpoints`` are ``AWS_ENDPOINT_URL*`` variables; ``local_variables`` are the local stack's
+    own (fault injection's, when it is on). Template variables come last but cannot override the
+    reserved ones, as in Lambda.
     """
     reserved = {
         "_HANDLER": handler,
@@ -159,7 +161,7 @@ def lambda_environment(
         "TZ": ":UTC",
         "HOME": os.environ.get("HOME", "/tmp"),
     }
-    local = {"POWERTOOLS_TRACE_DISABLED": "true", **endpoints}
+    local = {"POWERTOOLS_TRACE_DISABLED": "true", **endpoints, **(local_variables or {})}
     user = {k: v for k, v in template_variables.items() if k not in reserved}
     return {**local, **user, **reserved}
 
@@ -172,10 +174,15 @@ def free_port() -> int:
 
 
 def write_bootstrap(directory: Path) -> Path:
-    """The ``bootstrap`` the emulator runs: exec the venv's Python on ``awslambdaric``."""
+    """The ``bootstrap`` the emulator runs: exec the venv's Python on ``awslambdaric``.
+
+    The handler is ``_HANDLER``, unless ``DROPFIT_LOCAL_HANDLER`` names another entry point
+    (fault injection's wrapper, which calls ``_HANDLER`` in turn; see ``dropfit_local.faults``).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     bootstrap = directory / "bootstrap"
-    bootstrap.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m awslambdaric "$_HANDLER"\n')
+    handler = "${DROPFIT_LOCAL_HANDLER:-$_HANDLER}"
+    bootstrap.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m awslambdaric "{handler}"\n')
     bootstrap.chmod(bootstrap.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return bootstrap
 

@@ -11,6 +11,9 @@
 4. a warm runtime per function (``lambda_runtime``), all started at once;
 5. a poller per delivery queue (``event_delivery``) and the HTTP API (``api_gateway``);
 
+with, when asked (``fault_injection=True``, test only), the faults folder of
+``dropfit_local.faults`` wired into the runtimes and the local SageMaker;
+
 then writes ``outputs.json`` (the template's Outputs, resolved to local values, plus
 ``AwsEndpointUrl``). ``stop()`` undoes all of it; nothing started is left running.
 
@@ -40,6 +43,7 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from dropfit_local import faults
 from dropfit_local.api_gateway import LocalHttpApi
 from dropfit_local.event_delivery import (
     DEFAULT_RETRY_DELAYS,
@@ -92,6 +96,8 @@ class LocalStack:
         parameters: Mapping[str, str] | None = None,
         state_dir: Path | None = None,
         runtime_concurrency: int = 1,
+        function_concurrency: Mapping[str, int] | None = None,
+        fault_injection: bool = False,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         endpoint_delay_seconds: float = 0.3,
         host: str = HOST,
@@ -104,6 +110,10 @@ class LocalStack:
         self._ports = {"aws": aws_port, "api": api_port, "sagemaker": sagemaker_port}
         self._parameters = dict(parameters or {})
         self._concurrency = runtime_concurrency
+        # Runtimes of one function (by logical id or log label), overriding runtime_concurrency.
+        self._function_concurrency = dict(function_concurrency or {})
+        self._fault_injection = fault_injection
+        self._runtimes: dict[str, int] = {}
         self._retry_delays = tuple(retry_delays)
         self._endpoint_delay = endpoint_delay_seconds
         self.log = log
@@ -131,6 +141,11 @@ class LocalStack:
     @property
     def outputs_path(self) -> Path:
         return self.state_dir / "outputs.json"
+
+    @property
+    def faults_dir(self) -> Path | None:
+        """Where injected faults are read (``dropfit_local.faults``); None unless enabled."""
+        return self.state_dir / "faults" if self._fault_injection else None
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` on the local endpoints (sagemaker included)."""
@@ -202,6 +217,8 @@ class LocalStack:
             self.template_path, parameters=self._parameters, aws_endpoint_url=self.aws_endpoint_url
         )
         self._create_resources(model)
+        self._runtimes = runtime_counts(model, self._concurrency, self._function_concurrency)
+        self._prepare_faults()
 
         sagemaker = LocalSageMaker(
             region=model.region,
@@ -212,6 +229,7 @@ class LocalStack:
             port=self._ports["sagemaker"],
             endpoint_delay_seconds=self._endpoint_delay,
             log=self.log,
+            faults_dir=self.faults_dir,
         )
         sagemaker.start()
         self._stops.append(("local SageMaker", sagemaker.stop))
@@ -286,6 +304,26 @@ class LocalStack:
         self.delivery_queues[(rule.function_id, rule.event_id)] = url
         self.log(f"[stack] rule {rule.rule_name} -> {queue_name}: {json.dumps(rule.pattern)}")
 
+    # -- fault injection (test only)
+
+    def _prepare_faults(self) -> None:
+        """Fault injection (test only): an empty faults folder, and the runtimes' wrapper."""
+        if self.faults_dir is None:
+            return
+        faults.clear(self.faults_dir)  # faults left by an earlier run must not fire
+        faults.install_runtime_wrapper(self._fault_hooks_dir)
+        self.log(f"[stack] FAULT INJECTION ON (test only): faults are read from {self.faults_dir}")
+
+    @property
+    def _fault_hooks_dir(self) -> Path:
+        return self.state_dir / "runtime" / "fault-injection"
+
+    def _fault_variables(self, spec: FunctionSpec) -> tuple[list[Path], dict[str, str]]:
+        """The extra PYTHONPATH entry and variables of a runtime with fault injection."""
+        if self.faults_dir is None:
+            return [], {}
+        return [self._fault_hooks_dir], faults.runtime_variables(self.faults_dir, spec.logical_id)
+
     # -- functions, delivery, API
 
     def _start_functions(self, model: StackModel) -> None:
@@ -297,6 +335,7 @@ class LocalStack:
         }
         for spec in model.functions:
             self._check_runtime(spec)
+            hook_paths, fault_variables = self._fault_variables(spec)
             config = RuntimeConfig(
                 label=spec.label,
                 function_name=spec.name,
@@ -308,14 +347,15 @@ class LocalStack:
                     function_name=spec.name,
                     handler=spec.handler,
                     code_dir=spec.code_uri,
-                    layer_dirs=spec.layers,
+                    layer_dirs=[*spec.layers, *hook_paths],
                     memory_size=spec.memory_size,
                     timeout=spec.timeout,
                     region=model.region,
                     template_variables=spec.environment,
                     endpoints=endpoints,
+                    local_variables=fault_variables,
                 ),
-                concurrency=self._concurrency,
+                concurrency=self._runtimes[spec.logical_id],
             )
             self.functions[spec.logical_id] = LambdaFunction(config, bootstrap, self.log)
         functions = list(self.functions.values())
@@ -326,6 +366,7 @@ class LocalStack:
             self.log(
                 f"[stack] function {spec.name}: {spec.handler} in {where} "
                 f"({spec.memory_size} MB, {spec.timeout} s, "
+                f"{self._runtimes[spec.logical_id]} runtime(s), "
                 f"{len(spec.rules)} rule(s), {len(spec.routes)} route(s))"
             )
 
@@ -362,6 +403,7 @@ class LocalStack:
                     self.client("sqs"),
                     function.invoke,
                     retry_delays=self._retry_delays,
+                    parallelism=function.config.concurrency,
                     log=self.log,
                 )
                 self.pollers.append(poller)
@@ -403,7 +445,15 @@ class LocalStack:
             "AwsEndpointUrl": self.aws_endpoint_url,
             "SageMakerEndpointUrl": self.sagemaker_url,
             "Region": model.region,
+            # Where each rule delivers its events: sending a dead-lettered event's body back to
+            # its rule's queue re-drives it (an asynchronous invocation, retries included).
+            "DeliveryQueueUrls": {
+                f"{function_id}.{event_id}": url
+                for (function_id, event_id), url in sorted(self.delivery_queues.items())
+            },
         }
+        if self.faults_dir is not None:
+            self.outputs["FaultInjectionDir"] = str(self.faults_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.outputs_path.write_text(json.dumps(self.outputs, indent=2) + "\n")
         # `sam local invoke --env-vars .local/sam-env.json`: each function's variables with this
@@ -435,6 +485,25 @@ class LocalStack:
             "AWS_ENDPOINT_URL_SAGEMAKER": from_container(self.sagemaker_url),
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": from_container(self.sagemaker_url),
         }
+
+
+def runtime_counts(model: StackModel, default: int, chosen: Mapping[str, int]) -> dict[str, int]:
+    """Runtime processes per function (by logical id): ``chosen`` by logical id or log label,
+    else ``default``. Each function's rules also deliver that many events at a time."""
+    known = {name for f in model.functions for name in (f.logical_id, f.label)}
+    unknown = sorted(set(chosen) - known)
+    if unknown:
+        raise ValueError(
+            f"concurrency for unknown function(s) {', '.join(unknown)}; "
+            f"the template's are {', '.join(sorted(known))}"
+        )
+    counts = {
+        f.logical_id: chosen.get(f.logical_id, chosen.get(f.label, default))
+        for f in model.functions
+    }
+    if min(counts.values(), default=default) < 1:
+        raise ValueError(f"concurrency must be at least 1, got {counts}")
+    return counts
 
 
 def _check_host(host: str) -> str:

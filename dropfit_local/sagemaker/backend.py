@@ -16,11 +16,13 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dropfit_local import faults
 from dropfit_local.knn import InferenceInputError, KnnModel, ModelArtifactError
 from dropfit_local.sagemaker import inference
 from dropfit_local.sagemaker.errors import (
@@ -109,12 +111,14 @@ class SageMakerBackend:
         events: Any,
         endpoint_delay_seconds: float,
         log: Callable[[str], None],
+        faults_dir: Path | None = None,
     ) -> None:
         self.region = region
         self.account_id = account_id
         self._s3 = s3
         self._delay = endpoint_delay_seconds
         self._log = log
+        self._faults_dir = faults_dir  # test-only fault injection (dropfit_local.faults)
         self._events = EventPublisher(events, log)
         self._lock = threading.RLock()
         self._closing = threading.Event()
@@ -623,6 +627,7 @@ class SageMakerBackend:
         self._sleep()
         failure: str | None = None
         try:
+            self._injected_fault(name, config)
             variants = self._load_variants(name, config)
         except _DeployFailure as exc:
             failure, variants = str(exc), {}
@@ -647,6 +652,16 @@ class SageMakerBackend:
                 description["EndpointStatus"] = "Failed"
                 description["FailureReason"] = failure
             self._publish_endpoint(endpoint)
+
+    def _injected_fault(self, endpoint: str, config: Mapping[str, Any]) -> None:
+        """Fail this deployment if a test injected an ``endpoint:`` fault (off by default)."""
+        if self._faults_dir is None:
+            return
+        fault = faults.claim(self._faults_dir, f"endpoint:{endpoint}")
+        if fault is not None:
+            variant = config["ProductionVariants"][0]["VariantName"]
+            self._log(f"[sagemaker] endpoint {endpoint} variant {variant}: {fault.message}")
+            raise _unhealthy(variant)
 
     def _load_variants(self, endpoint: str, config: Mapping[str, Any]) -> dict[str, _Variant]:
         variants: dict[str, _Variant] = {}
@@ -694,10 +709,7 @@ class SageMakerBackend:
         return variants
 
     def _load_model(self, endpoint: str, variant: str, container: Mapping[str, Any]) -> KnnModel:
-        unhealthy = _DeployFailure(
-            f"The primary container for production variant {variant} did not pass the ping "
-            "health check. Please check CloudWatch logs for this endpoint."
-        )
+        unhealthy = _unhealthy(variant)
         url = container.get("ModelDataUrl")
         try:
             check_image(container["Image"])
@@ -853,6 +865,14 @@ class SageMakerBackend:
                 "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
             },
         )
+
+
+def _unhealthy(variant: str) -> _DeployFailure:
+    """What SageMaker reports when a variant's container cannot load its model."""
+    return _DeployFailure(
+        f"The primary container for production variant {variant} did not pass the ping "
+        "health check. Please check CloudWatch logs for this endpoint."
+    )
 
 
 def _check_variant(variant: Mapping[str, Any]) -> None:

@@ -19,6 +19,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -45,6 +46,9 @@ class _Server(ThreadingHTTPServer):
     # Non-daemon request threads joined by server_close(): a stopped server leaves none behind.
     daemon_threads = False
     block_on_close = True
+    # Concurrent predict runtimes connect at once (one request per connection): queue them
+    # rather than let socketserver's default backlog of 5 overflow.
+    request_queue_size = 128
 
     def __init__(
         self, address: tuple[str, int], backend: SageMakerBackend, log: Callable[[str], None]
@@ -160,7 +164,9 @@ class LocalSageMaker:
         port: int = 0,
         endpoint_delay_seconds: float = 0.3,
         log: Callable[[str], None] = print,
+        faults_dir: Path | None = None,
     ) -> None:
+        """``faults_dir``: where test-only injected faults are read (``dropfit_local.faults``)."""
         if host in _UNSPECIFIED_HOSTS:
             raise ValueError("the local SageMaker listens on a loopback address only, not on all")
         self._region = region
@@ -171,6 +177,7 @@ class LocalSageMaker:
         self._port = port
         self._delay = endpoint_delay_seconds
         self._log = log
+        self._faults_dir = faults_dir
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -191,6 +198,7 @@ class LocalSageMaker:
             events=session.client("events", endpoint_url=self._events_endpoint_url, config=config),
             endpoint_delay_seconds=self._delay,
             log=self._log,
+            faults_dir=self._faults_dir,
         )
         try:
             server = _Server((self._host, self._port), backend, self._log)

@@ -1,166 +1,23 @@
-"""One local stack per test session, driven only through the S3 API and HTTP.
+"""One local stack per test session (see :mod:`tests.e2e.stack`).
 
-The stack runs as ``python -m dropfit_local up`` in a child process on free ports: moto's
-backends are process-wide, so a child keeps the stack apart from the in-process moto of the other
-test suites, and the session ends the way a user ends it, with Ctrl-C (SIGINT).
+It runs two runtimes per function, so events and requests really race, and with test-only fault
+injection (``--fault-injection``: nothing fails unless a test injects a fault).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
-import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
-STARTUP_SECONDS = 60
-RUN_SECONDS = 120
+from .stack import Local, run_stack
 
-
-@dataclass
-class Local:
-    """The running stack: its outputs, AWS clients on its endpoints, and its log."""
-
-    outputs: dict[str, Any]
-    log_path: Path
-
-    def __post_init__(self) -> None:
-        self.api = str(self.outputs["ApiUrl"])
-        self.bucket = str(self.outputs["BucketName"])
-        self.incoming = str(self.outputs["IncomingPrefix"])
-        session = boto3.session.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name=str(self.outputs["Region"]),
-        )
-        aws = str(self.outputs["AwsEndpointUrl"])
-        self.s3 = session.client("s3", endpoint_url=aws)
-        self.events = session.client("events", endpoint_url=aws)
-        self.sqs = session.client("sqs", endpoint_url=aws)
-        self.sagemaker = session.client(
-            "sagemaker", endpoint_url=self.outputs["SageMakerEndpointUrl"]
-        )
-
-    def upload(self, name: str, body: bytes, metadata: dict[str, str] | None = None) -> str:
-        """Put ``incoming/<name>``; the new object version."""
-        response = self.s3.put_object(
-            Bucket=self.bucket, Key=f"{self.incoming}{name}", Body=body, Metadata=metadata or {}
-        )
-        return str(response["VersionId"])
-
-    def describe(self, model: str) -> dict[str, Any] | None:
-        response = requests.get(f"{self.api}/models/{model}", timeout=30)
-        if response.status_code == 404:
-            return None
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def latest_run(self, model: str) -> str | None:
-        description = self.describe(model)
-        return ((description or {}).get("latest_run") or {}).get("run")
-
-    def wait_for_new_run(self, model: str, previous: str | None = None) -> dict[str, Any]:
-        """Wait until a run other than ``previous`` is served (DEPLOYED) or FAILED."""
-        deadline = time.monotonic() + RUN_SECONDS
-        while time.monotonic() < deadline:
-            description = self.describe(model)
-            latest = (description or {}).get("latest_run") or {}
-            if description and latest.get("run") not in (None, previous):
-                served = (description.get("deployed_run") or {}).get("run") == latest["run"]
-                if latest.get("status") == "FAILED" or (
-                    served and description["status"] == "ready"
-                ):
-                    return description
-            time.sleep(0.2)
-        raise AssertionError(f"no new run of {model} settled in {RUN_SECONDS} s: {description}")
-
-    def predict(self, model: str, instances: list[list[float]]) -> requests.Response:
-        return requests.post(
-            f"{self.api}/models/{model}/predict", json={"instances": instances}, timeout=60
-        )
-
-    def log_count(self, text: str) -> int:
-        return self.log_path.read_text(errors="replace").count(text)
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _listening(url: str) -> bool:
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((host, int(port))) == 0
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if text in command:
-                found.append(int(entry.name))
-    return found
+RUNTIMES_PER_FUNCTION = 2
 
 
 @pytest.fixture(scope="session")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
     state = tmp_path_factory.mktemp("local-stack")
-    log_path = state / "stack.log"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dropfit_local",
-                "up",
-                *("--aws-port", "0", "--api-port", "0", "--sagemaker-port", "0"),
-                *("--state-dir", str(state)),
-            ],
-            cwd=ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    outputs_path = state / "outputs.json"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not outputs_path.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the local stack did not start:\n{_tail(log_path)}")
-            time.sleep(0.1)
-        time.sleep(0.2)  # outputs.json is written last; let the usage text follow it
-        yield Local(json.loads(outputs_path.read_text()), log_path)
-    finally:
-        outputs = json.loads(outputs_path.read_text()) if outputs_path.exists() else {}
-        process.send_signal(signal.SIGINT)  # what Ctrl-C does
-        try:
-            code = process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-        print(f"\n--- local stack log (last lines) ---\n{_tail(log_path)}")
-    # Stopped cleanly: nothing it started is still running or listening.
-    assert code == 0, _tail(log_path)
-    urls = [
-        outputs[k] for k in ("AwsEndpointUrl", "SageMakerEndpointUrl", "ApiUrl") if k in outputs
-    ]
-    assert not [url for url in urls if _listening(url)]
-    assert _processes_mentioning(str(state)) == []
+    options = ("--concurrency", str(RUNTIMES_PER_FUNCTION), "--fault-injection")
+    with run_stack(state, *options) as stack:
+        yield stack

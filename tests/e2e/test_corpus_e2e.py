@@ -17,7 +17,7 @@ import pytest
 from tests.corpus import Case, load_cases
 from tests.template_utils import load_template
 
-from .conftest import Local
+from .stack import Local
 
 pytestmark = pytest.mark.e2e
 

@@ -105,7 +105,13 @@ class Aws:
 
 
 @pytest.fixture(scope="module")
-def local_sagemaker(moto_url: str) -> Iterator[tuple[LocalSageMaker, list[str]]]:
+def faults_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local SageMaker's faults folder (dropfit_local.faults): empty unless a test injects."""
+    return tmp_path_factory.mktemp("faults")
+
+
+@pytest.fixture(scope="module")
+def local_sagemaker(moto_url: str, faults_dir: Path) -> Iterator[tuple[LocalSageMaker, list[str]]]:
     logs: list[str] = []
     server = LocalSageMaker(
         region=REGION,
@@ -114,6 +120,7 @@ def local_sagemaker(moto_url: str) -> Iterator[tuple[LocalSageMaker, list[str]]]
         events_endpoint_url=moto_url,
         endpoint_delay_seconds=0.3,
         log=logs.append,
+        faults_dir=faults_dir,
     )
     server.start()
     yield server, logs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -238,6 +239,65 @@ def test_the_poller_thread_drains_its_queue(queues: Queues, make: Make) -> None:
     assert function.events == [EVENT]
     poller.request_stop()
     poller.join(5)
+
+
+@dataclass
+class SlowFunction:
+    """Takes a while per event and remembers how many events it ever had at once."""
+
+    seconds: float
+    active: int = 0
+    most: int = 0
+    done: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def invoke(self, event: Any) -> InvocationResult:
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.active -= 1
+            self.done += 1
+        return InvocationResult(b"null", None, self.seconds * 1000, "")
+
+
+@pytest.mark.parametrize("parallelism", [1, 3])
+def test_a_poller_delivers_as_many_events_at_once_as_its_function_has_runtimes(
+    queues: Queues, parallelism: int
+) -> None:
+    function = SlowFunction(seconds=0.5)
+    target = DeliveryTarget(
+        label="format",
+        function_name="dropfit-local-FormatFunction",
+        source="dropfit-local-FormatFunctionObjectCreated",
+        queue_url=queues.source,
+        timeout_seconds=5,
+        max_retry_attempts=2,
+        on_failure_url=queues.on_failure,
+        rule_retry_attempts=3,
+        rule_dead_letter_url=queues.rule_dead_letter,
+    )
+    poller = QueuePoller(
+        target,
+        queues.sqs,
+        function.invoke,
+        wait_seconds=0,
+        parallelism=parallelism,
+        log=lambda _: None,
+    )
+    for _ in range(4):
+        queues.sqs.send_message(QueueUrl=queues.source, MessageBody=BODY)
+
+    poller.start()
+    deadline = time.monotonic() + 20
+    while function.done < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    poller.request_stop()
+    poller.join(5)
+
+    assert (function.done, function.most) == (4, parallelism)
+    assert _queue_is_empty(queues, queues.source)
 
 
 def _queue_is_empty(queues: Queues, url: str) -> bool:

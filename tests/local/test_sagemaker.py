@@ -7,6 +7,7 @@ import json
 import tarfile
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from dropfit_local import knn
+from dropfit_local import faults, knn
 from dropfit_local.sagemaker import LocalSageMaker, backend, inference
 
 from .conftest import ACCOUNT, BUCKET, KNN_IMAGE, REGION, ROLE, Aws, Iris, hyperparameters, wait_for
@@ -683,6 +684,30 @@ def test_failed_update_rolls_back_to_the_serving_config(aws: Aws, iris: Iris) ->
         "IN_SERVICE",
         described["FailureReason"],
     )
+
+
+def test_an_injected_endpoint_fault_fails_the_next_deployment_only(
+    aws: Aws, iris: Iris, faults_dir: Path
+) -> None:
+    old = create_config(aws, create_model(aws, put_model(aws, iris)))
+    new = create_config(aws, create_model(aws, put_model(aws, iris, k="3")))
+    endpoint = unique("endpoint")
+    aws.sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=old)
+    in_service(aws, endpoint)
+    faults.inject(faults_dir, f"endpoint:{endpoint}", 1)
+
+    aws.sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=new)
+    rolled_back = in_service(aws, endpoint)
+    aws.sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=new)
+    updated = in_service(aws, endpoint)
+
+    assert (rolled_back["EndpointStatus"], rolled_back["EndpointConfigName"]) == ("InService", old)
+    assert rolled_back["FailureReason"] == (
+        f"The primary container for production variant {new} did not pass the ping health "
+        "check. Please check CloudWatch logs for this endpoint."
+    )
+    assert (updated["EndpointConfigName"], "FailureReason" in updated) == (new, False)
+    assert faults.fired(faults_dir, f"endpoint:{endpoint}") == 1
 
 
 def test_endpoint_whose_model_data_vanished_fails(aws: Aws, iris: Iris) -> None:

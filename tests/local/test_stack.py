@@ -17,7 +17,10 @@ from typing import Any
 import pytest
 import requests
 
-from dropfit_local.stack import LocalStack
+from dropfit_local import faults
+from dropfit_local.__main__ import _concurrency as cli_concurrency
+from dropfit_local.stack import LocalStack, runtime_counts
+from dropfit_local.template import read_stack
 
 TEMPLATE = """\
 Transform: AWS::Serverless-2016-10-31
@@ -125,6 +128,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         sagemaker_port=0,
         state_dir=root / ".local",
         retry_delays=(0.05,),
+        function_concurrency={"recorder": 2},
+        fault_injection=True,
         log=lambda _: None,
     )
     with stack:
@@ -195,6 +200,61 @@ def test_failing_events_land_in_the_templates_destination_after_retries(
     attributes = message["MessageAttributes"]
     assert attributes["ErrorMessage"]["StringValue"] == "this function always fails"
     assert attributes["Attempts"]["StringValue"] == "2"  # MaximumRetryAttempts: 1
+
+
+def test_an_injected_crash_is_retried_like_any_function_error(stack: LocalStack) -> None:
+    assert stack.faults_dir is not None
+    faults.inject(stack.faults_dir, "function:Recorder", 1, match="notes/flaky.txt")
+
+    stack.client("s3").put_object(Bucket=stack.bucket_name, Key="notes/flaky.txt", Body=b"x")
+    event = wait_for_object(stack.client("s3"), stack.bucket_name, "seen/notes/flaky.txt")
+
+    assert event["detail"]["object"]["key"] == "notes/flaky.txt"
+    assert faults.fired(stack.faults_dir, "function:Recorder") == 1
+    assert stack.outputs["FaultInjectionDir"] == str(stack.faults_dir)
+
+
+def test_each_function_runs_its_own_number_of_runtimes(stack: LocalStack) -> None:
+    runtimes = {name: len(function.ports) for name, function in stack.functions.items()}
+    parallelism = {poller.target.label: poller.parallelism for poller in stack.pollers}
+
+    assert runtimes == {"Recorder": 2, "Failing": 1, "Greeter": 1}
+    assert parallelism == {"recorder": 2, "failing": 1}
+    assert set(stack.outputs["DeliveryQueueUrls"]) == {
+        "Recorder.TextUploaded",
+        "Failing.BadUploaded",
+    }
+
+
+def test_runtime_counts_name_functions_by_logical_id_or_label(tmp_path: Path) -> None:
+    (tmp_path / "template.yaml").write_text(TEMPLATE)
+    model = read_stack(tmp_path / "template.yaml")
+
+    assert runtime_counts(model, 1, {"Recorder": 3, "greeter": 2}) == {
+        "Recorder": 3,
+        "Failing": 1,
+        "Greeter": 2,
+    }
+    with pytest.raises(ValueError, match="unknown function"):
+        runtime_counts(model, 1, {"predict": 2})
+    with pytest.raises(ValueError, match="at least 1"):
+        runtime_counts(model, 1, {"failing": 0})
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([], (1, {})), (["3"], (3, {})), (["2", "predict=4"], (2, {"predict": 4}))],
+)
+def test_the_concurrency_option_takes_a_count_or_function_counts(
+    values: list[str], expected: tuple[int, dict[str, int]]
+) -> None:
+    assert cli_concurrency(values) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "x", "=2", "predict=", "predict=-1"])
+def test_the_concurrency_option_refuses_what_is_not_a_positive_count(value: str) -> None:
+    with pytest.raises(SystemExit, match="expected N or FUNCTION=N"):
+        cli_concurrency([value])
 
 
 def test_routes_come_from_the_template(stack: LocalStack) -> None:
