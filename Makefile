@@ -11,7 +11,7 @@ RUN := $(UV) run --frozen --no-sync
 PY313_DIR := $(dir $(PYTHON313))
 REGION ?= us-east-1
 
-.PHONY: help install demo up test test-fast lint format validate build deploy clean
+.PHONY: help install demo up test test-fast load load-quick lint format validate build deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,10 +35,22 @@ test: install lint ## every check: lint, types, unit, handler, template, local a
 test-fast: install ## unit and handler tests only
 	$(RUN) pytest -q tests/unit tests/handlers
 
+load: install ## 60 s of predictions against a fresh local stack: requests, p50/p99, errors, memory
+	$(RUN) python -m tests.load --seconds 60
+
+load-quick: install ## the load test for 10 s (make test also runs it briefly, on the e2e stack)
+	$(RUN) python -m tests.load --seconds 10 --warmup 2 --window 3
+
+bench: install ## every benchmark at full size (~5 min): table + bench/results.json
+	PATH="$(PY313_DIR):$$PATH" $(RUN) python -m bench.run
+
+bench-quick: install ## the benchmarks at small sizes, as CI runs them so that they cannot rot
+	$(RUN) python -m bench.run --quick
+
 lint: install ## ruff (lint + format check) and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy layers/shared dropfit_local scripts
+	$(RUN) mypy layers/shared dropfit_local scripts bench
 	@for f in functions/*/; do $(RUN) mypy "$$f/app.py" || exit 1; done
 
 format: install ## apply ruff's fixes and formatting

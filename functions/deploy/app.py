@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
@@ -26,8 +26,10 @@ from dropfit.settings import DeploySettings
 logger = Logger()
 # The shared package logs through logging.getLogger("dropfit"): same format, level, context.
 copy_config_to_registered_loggers(source_logger=logger, include={"dropfit"})
-tracer = Tracer()
 metrics = Metrics()
+# No Powertools Tracer here: importing the X-Ray SDK creates botocore X-Ray clients, ~100 ms of
+# every cold start (bench/coldstart.py). Lambda's active tracing still records this function's
+# segments; the format function, whose work dwarfs its cold start, keeps the Tracer.
 
 settings = DeploySettings.from_env()
 deployer = Deployer(
@@ -39,7 +41,6 @@ deployer = Deployer(
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     kind = event.get("detail-type")

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -19,8 +19,10 @@ from dropfit.serving import ModelService
 from dropfit.settings import PredictSettings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
+# No Powertools Tracer here: importing the X-Ray SDK creates botocore X-Ray clients, ~100 ms of
+# every cold start (bench/coldstart.py). Lambda's active tracing still records this function's
+# segments; the format function, whose work dwarfs its cold start, keeps the Tracer.
 app = APIGatewayHttpResolver()
 
 settings = PredictSettings.from_env()
@@ -89,7 +91,6 @@ def unexpected(error: Exception) -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

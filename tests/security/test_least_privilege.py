@@ -199,4 +199,4 @@ def test_an_object_deleted_before_it_is_read_is_a_reason_not_a_crash_despite_403
 
         assert storage.resolve_key(NAMES.bucket, "incoming/gone.csv", "v1") is None
         with pytest.raises(InvalidUpload, match="was deleted before it could be read"):
-            storage.read_upload(NAMES.bucket, "incoming/gone.csv", "v1")
+            storage.open_upload(NAMES.bucket, "incoming/gone.csv", "v1")

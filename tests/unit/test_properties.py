@@ -159,7 +159,8 @@ def check_invariants(formatted: FormattedDataset, upload: Upload, options: Uploa
     feature_at = [header.index(name) for name in meta.feature_names]
     train_rows, test_rows = split_indices(meta.n_rows, options.test_fraction)
     for written_rows, selected in ((train, train_rows), (test, test_rows)):
-        for written, source in zip(written_rows, selected.tolist(), strict=True):
+        # the split's rows, in upload order
+        for written, source in zip(written_rows, sorted(selected.tolist()), strict=True):
             expected = upload.rows[source]
             assert [float(v) for v in written[1:]] == [float(expected[j]) for j in feature_at]
             label = written[0]

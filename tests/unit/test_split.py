@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from dropfit.errors import InvalidUpload
-from dropfit.split import RANDOM_STATE, split_indices, split_sizes
+from dropfit.split import RANDOM_STATE, holdout_mask, split_indices, split_sizes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import train_test_split
@@ -76,3 +76,16 @@ def test_too_few_rows_names_the_counts() -> None:
 def test_a_fraction_that_leaves_no_training_row_is_refused() -> None:
     with pytest.raises(InvalidUpload, match=r"leave 0 for training and 3 for testing"):
         split_sizes(3, 0.9)
+
+
+@pytest.mark.parametrize("n_rows", [2, 3, 150, 1001, 65_537])
+@pytest.mark.parametrize("test_fraction", [0.25, 0.1, 0.5])
+def test_the_holdout_mask_marks_the_test_rows_of_the_split(
+    n_rows: int, test_fraction: float
+) -> None:
+    train, test = split_indices(n_rows, test_fraction)
+
+    mask = holdout_mask(n_rows, test_fraction)
+
+    assert np.array_equal(np.flatnonzero(mask), np.sort(test))
+    assert np.array_equal(np.flatnonzero(~mask), np.sort(train))

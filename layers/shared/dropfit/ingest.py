@@ -10,7 +10,7 @@ from dropfit.aws.notify import FailureNotifier
 from dropfit.aws.s3 import Storage
 from dropfit.aws.sagemaker import SageMakerControl
 from dropfit.aws.table import RunsTable
-from dropfit.dataset import format_dataset
+from dropfit.dataset import TrainLayout, plan_dataset
 from dropfit.errors import InvalidUpload
 from dropfit.names import endpoint_name, job_name, model_name_from_key, source_digest
 from dropfit.options import parse_options
@@ -105,33 +105,28 @@ class Ingestor:
         self, upload: UploadedObject, key: str, model: str, job: str
     ) -> IngestResult:
         settings = self.settings
-        original = self.storage.read_upload(upload.bucket, key, upload.version_id)
-        options = parse_options(original.metadata)
-        dataset = format_dataset(original.body, options, settings.default_k)
+        source = self.storage.open_upload(upload.bucket, key, upload.version_id)
+        options = parse_options(source.metadata)
+        layout = TrainLayout(instance_count=settings.training_instance_count)
+        plan = plan_dataset(source.open, options, settings.default_k, layout)
+        meta = plan.metadata
 
         base = f"{settings.datasets_prefix}{model}/{job}/"
-        train_uri = self.storage.put(
-            upload.bucket, f"{base}train/train.csv", dataset.train_csv, "text/csv"
-        )
-        test_uri = self.storage.put(
-            upload.bucket, f"{base}test/test.csv", dataset.test_csv, "text/csv"
-        )
-        self.storage.put(
-            upload.bucket,
-            f"{base}metadata.json",
-            dataset.metadata.to_json().encode(),
-            "application/json",
-        )
-        meta = dataset.metadata
-        hyperparameters = {**options.extra_hyperparameters, **dataset.hyperparameters()}
+        # Train and test objects appear together once both are complete (or not at all).
+        with self.storage.batch(upload.bucket, "text/csv") as batch:
+            train = [batch.writer(f"{base}train/{name}") for name in plan.train_object_names()]
+            plan.write(train, batch.writer(f"{base}test/test.csv"))
+        metadata = meta.to_json().encode()
+        self.storage.put(upload.bucket, f"{base}metadata.json", metadata, "application/json")
+        hyperparameters = {**options.extra_hyperparameters, **plan.hyperparameters()}
         request = training_job_request(
             TrainingJobSpec(
                 job_name=job,
                 model=model,
                 image_uri=settings.knn_image_uri,
                 role_arn=settings.sagemaker_role_arn,
-                train_uri=train_uri.rsplit("/", 1)[0] + "/",
-                test_uri=test_uri.rsplit("/", 1)[0] + "/",
+                train_uri=f"s3://{upload.bucket}/{base}train/",
+                test_uri=f"s3://{upload.bucket}/{base}test/",
                 output_uri=f"s3://{upload.bucket}/{settings.artifacts_prefix}{model}/",
                 hyperparameters=hyperparameters,
                 instance_type=settings.training_instance_type,
@@ -150,6 +145,7 @@ class Ingestor:
             dataset={
                 "prefix": f"s3://{upload.bucket}/{base}",
                 "n_train": meta.n_train,
+                "train_objects": plan.train_parts,
                 "n_test": meta.n_test,
                 "label_column": meta.label_column,
                 "hyperparameters": hyperparameters,
@@ -161,6 +157,12 @@ class Ingestor:
         )
         logger.info(
             "training job started" if started else "training job already existed",
-            extra={"model": model, "run": job, "rows": meta.n_rows},
+            extra={
+                "model": model,
+                "run": job,
+                "rows": meta.n_rows,
+                "engine": plan.engine,
+                "train_objects": plan.train_parts,
+            },
         )
         return IngestResult("started", model=model, run=job)

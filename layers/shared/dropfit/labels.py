@@ -51,4 +51,6 @@ class LabelMap:
         return self.classes[i]
 
     def decode_many(self, predicted: Sequence[float]) -> list[str]:
-        return [self.decode(p) for p in predicted]
+        # a dict lookup per answer; decode (and its message) only for what is not a class index
+        by_value = {float(i): name for i, name in enumerate(self.classes)}
+        return [by_value[p] if p in by_value else self.decode(p) for p in predicted]

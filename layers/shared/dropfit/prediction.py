@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from dropfit.errors import BadRequest, PayloadTooLarge, UnprocessableRequest, UnsupportedMediaType
@@ -24,7 +25,7 @@ JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv",)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs 4x, once per row of every answer
 class Prediction:
     label: str | float
     neighbors: list[dict[str, Any]] | None = None
@@ -63,6 +64,34 @@ def _number(value: Any, where: str) -> float:
     if not math.isfinite(number):
         raise UnprocessableRequest(f"{where} must be a finite number, got {value!r}.")
     return number
+
+
+_NUMBER_TYPES = frozenset({float, int})  # not bool: true/false are not feature values
+
+
+def _plain_rows(instances: list[Any], n: int) -> list[list[float]] | None:
+    """The rows, when every instance is a list of n finite numbers (the usual request), else None.
+
+    Checks whole requests with C-level loops (a 1,000-row request in a fraction of the time
+    the value-by-value checks take); None sends the caller to those, which say what is wrong.
+    """
+    if not instances:
+        return []
+    if set(map(type, instances)) != {list} or set(map(len, instances)) != {n}:
+        return None
+    types = set(map(type, chain.from_iterable(instances)))
+    if not _NUMBER_TYPES.issuperset(types):
+        return None
+    try:
+        # JSON's 3.0 is a float already; only integers need converting
+        rows = instances if types == {float} else [list(map(float, row)) for row in instances]
+        # fsum is exact: infinite or NaN if and only if some value is (or the sum overflows,
+        # which the careful path then clears)
+        if not math.isfinite(math.fsum(chain.from_iterable(rows))):
+            return None
+    except OverflowError:  # an integer too large for a float
+        return None
+    return rows
 
 
 def _reject_constant(name: str) -> float:
@@ -114,7 +143,11 @@ def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
             f"{len(instances)} instances in one request; at most {MAX_INSTANCES} are accepted."
         )
     n = len(features)
-    rows: list[list[float]] = []
+    rows = _plain_rows(instances, n)
+    if rows is not None:
+        return rows
+    # Something is off: go value by value, to name the first offending one.
+    rows = []
     for i, instance in enumerate(instances):
         if isinstance(instance, list):
             if len(instance) != n:
@@ -198,6 +231,11 @@ def parse_endpoint_answer(
     answers = document["predictions"]
     if len(answers) != expected:
         raise ValueError(f"the endpoint returned {len(answers)} predictions for {expected} rows")
+
+    if not verbose:
+        values = [float(answer["predicted_label"]) for answer in answers]
+        labels = label_map.decode_many(values) if label_map is not None else values
+        return [Prediction(label=label) for label in labels]
 
     def name(value: float) -> str | float:
         return label_map.decode(value) if label_map is not None else float(value)

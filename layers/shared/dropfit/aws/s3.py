@@ -1,13 +1,29 @@
-"""S3: read an upload exactly as it was announced, write formatted datasets."""
+"""S3: read an upload exactly as it was announced, as a stream; write datasets in bounded memory.
+
+Reading: each pass of the formatter opens the upload anew, a GetObject of the *same version*
+(``VersionId``; ``IfMatch`` on the ETag when the bucket is not versioned), streamed in blocks while
+a background thread fetches the next one. Two GETs instead of spooling to /tmp: no size limit
+from the ephemeral storage, no disk writes, and in-region transfer costs nothing.
+
+Writing: :class:`ObjectBatch` hands out writers that upload multipart in parts of ``part_bytes``
+(small objects are one PutObject), at most two parts in flight, and completes every object only
+when the whole batch succeeded; on any error it aborts them all, so a failed run leaves no
+partial dataset behind.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
+from dropfit.csvsource import Readable
 from dropfit.errors import InvalidUpload
 
 # A missing key is 404 only to a caller with s3:ListBucket; the format function has none (least
@@ -24,18 +40,15 @@ _GONE = frozenset(
         "AccessDenied",
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    body: bytes
-    metadata: dict[str, str]
-    version_id: str | None
+_CHANGED = frozenset({"PreconditionFailed", "412"})
+PART_BYTES = 8 * 1024 * 1024  # S3 allows 10,000 parts: objects up to 80 GB
+READ_BYTES = 4 * 1024 * 1024
 
 
 class Storage:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, part_bytes: int = PART_BYTES) -> None:
         self.client = client
+        self.part_bytes = part_bytes
 
     def resolve_key(self, bucket: str, key: str, version_id: str | None) -> str | None:
         """The object's real key, or None if it is gone.
@@ -56,26 +69,243 @@ class Storage:
             return candidate
         return None
 
-    def read_upload(self, bucket: str, key: str, version_id: str | None) -> Upload:
-        """Read the announced version (never a later overwrite); gone objects are a user error."""
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        if version_id and version_id != "null":
-            kwargs["VersionId"] = version_id
-        try:
-            response = self.client.get_object(**kwargs)
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
-            if code in _GONE:
-                raise InvalidUpload(
-                    f"s3://{bucket}/{key} was deleted before it could be read; upload it again."
-                ) from None
-            raise
-        return Upload(
-            body=response["Body"].read(),
-            metadata=dict(response.get("Metadata", {})),
-            version_id=response.get("VersionId"),
-        )
+    def open_upload(self, bucket: str, key: str, version_id: str | None) -> Upload:
+        """The announced version (never a later overwrite); gone objects are a user error."""
+        return Upload(self, bucket, key, version_id)
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str:
         self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
         return f"s3://{bucket}/{key}"
+
+    @contextmanager
+    def batch(self, bucket: str, content_type: str) -> Iterator[ObjectBatch]:
+        """Writers whose objects appear together at the end, or not at all."""
+        batch = ObjectBatch(self.client, bucket, content_type, self.part_bytes)
+        try:
+            yield batch
+            batch.commit()
+        except BaseException:
+            batch.abort()
+            raise
+
+
+class Upload:
+    """One object version, opened as a stream as many times as the formatter needs."""
+
+    def __init__(self, storage: Storage, bucket: str, key: str, version_id: str | None) -> None:
+        self._client = storage.client
+        self.bucket, self.key = bucket, key
+        first = self._get({"VersionId": version_id} if version_id and version_id != "null" else {})
+        self.metadata: dict[str, str] = dict(first.get("Metadata", {}))
+        self.version_id: str | None = first.get("VersionId")
+        etag = first.get("ETag")
+        # Later reads must see the same bytes: the version if there is one, else the same ETag.
+        self._pin: dict[str, str] = (
+            {"VersionId": self.version_id}
+            if self.version_id and self.version_id != "null"
+            else {"IfMatch": etag}
+            if etag
+            else {}
+        )
+        self._first: Readable | None = first["Body"]
+
+    def open(self) -> Readable:
+        """A stream over the object from its first byte (the first call reuses the first GET)."""
+        body, self._first = self._first, None
+        if body is None:
+            body = self._get(self._pin)["Body"]
+        return _ReadAhead(body)
+
+    def _get(self, pin: dict[str, str]) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = self._client.get_object(
+                Bucket=self.bucket, Key=self.key, **pin
+            )
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            where = f"s3://{self.bucket}/{self.key}"
+            if code in _GONE:
+                raise InvalidUpload(
+                    f"{where} was deleted before it could be read; upload it again."
+                ) from None
+            if code in _CHANGED:
+                raise InvalidUpload(
+                    f"{where} was replaced while it was being read; the new upload is processed "
+                    "as a run of its own."
+                ) from None
+            raise
+        return response
+
+
+class _ReadAhead:
+    """Reads the next blocks of a body in a thread while the caller works on the current one."""
+
+    def __init__(self, body: Any, block: int = READ_BYTES, depth: int = 2) -> None:
+        self._body = body
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(depth)
+        self._buffer = b""
+        self._done = False
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._fetch, args=(block,), daemon=True)
+        self._thread.start()
+
+    def _fetch(self, block: int) -> None:
+        try:
+            while not self._closed.is_set():
+                data = self._body.read(block)
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as error:  # handed to the reader, raised there
+            self._put(error)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, size: int = -1, /) -> bytes:
+        parts = [self._buffer]
+        have = len(self._buffer)
+        while not self._done and (size < 0 or have < size):
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                self._done = True
+                break
+            parts.append(item)
+            have += len(item)
+        data = b"".join(parts)
+        if size < 0:
+            self._buffer = b""
+            return data
+        self._buffer = data[size:]
+        return data[:size]
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join()
+        self._body.close()
+
+
+class ObjectBatch:
+    def __init__(self, client: Any, bucket: str, content_type: str, part_bytes: int) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._content_type = content_type
+        self._part_bytes = part_bytes
+        self._writers: list[ObjectWriter] = []
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="s3-part")
+
+    def writer(self, key: str) -> ObjectWriter:
+        writer = ObjectWriter(self, key)
+        self._writers.append(writer)
+        return writer
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self._bucket}/{key}"
+
+    def commit(self) -> None:
+        try:
+            for writer in self._writers:
+                writer.commit()
+        finally:
+            self._pool.shutdown()
+
+    def abort(self) -> None:
+        for writer in self._writers:
+            writer.abort()
+        self._pool.shutdown(cancel_futures=True)
+
+    def _submit(self, call: Callable[..., Any], **kwargs: Any) -> Future[Any]:
+        return self._pool.submit(call, Bucket=self._bucket, **kwargs)
+
+
+class ObjectWriter:
+    """A file-like sink for one object; memory: one part being filled, two being uploaded."""
+
+    def __init__(self, batch: ObjectBatch, key: str) -> None:
+        self._batch = batch
+        self.key = key
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[Future[dict[str, Any]]] = []
+        self._closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        if self._closed:
+            raise ValueError(f"{self.key} is closed")
+        self._buffer += data
+        while len(self._buffer) >= self._batch._part_bytes:
+            self._send(bytes(self._buffer[: self._batch._part_bytes]))
+            del self._buffer[: self._batch._part_bytes]
+        return len(data)
+
+    def close(self) -> None:
+        """No more data: upload what is left as the last part (a small object waits for commit)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._upload_id is not None and self._buffer:
+            self._send(bytes(self._buffer))
+            self._buffer = bytearray()
+
+    def commit(self) -> None:
+        self.close()
+        client, bucket = self._batch._client, self._batch._bucket
+        if self._upload_id is None:
+            client.put_object(
+                Bucket=bucket,
+                Key=self.key,
+                Body=bytes(self._buffer),
+                ContentType=self._batch._content_type,
+            )
+            return
+        parts = [
+            {"PartNumber": number, "ETag": future.result()["ETag"]}
+            for number, future in enumerate(self._parts, start=1)
+        ]
+        client.complete_multipart_upload(
+            Bucket=bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": parts}
+        )
+
+    def abort(self) -> None:
+        self._closed = True
+        self._buffer = bytearray()
+        if self._upload_id is None:
+            return
+        for future in self._parts:
+            future.cancel()
+        for future in self._parts:
+            if not future.cancelled():
+                with suppress(Exception):  # the upload is aborted below either way
+                    future.result()
+        # Best effort: a lifecycle rule for incomplete multipart uploads would sweep a leftover.
+        with suppress(ClientError):
+            self._batch._client.abort_multipart_upload(
+                Bucket=self._batch._bucket, Key=self.key, UploadId=self._upload_id
+            )
+
+    def _send(self, part: bytes) -> None:
+        batch = self._batch
+        if self._upload_id is None:
+            created = batch._client.create_multipart_upload(
+                Bucket=batch._bucket, Key=self.key, ContentType=batch._content_type
+            )
+            self._upload_id = created["UploadId"]
+        # Back-pressure: at most two parts of this object in flight.
+        while sum(not future.done() for future in self._parts) >= 2:
+            next(future for future in self._parts if not future.done()).result()
+        self._parts.append(
+            batch._submit(
+                batch._client.upload_part,
+                Key=self.key,
+                UploadId=self._upload_id,
+                PartNumber=len(self._parts) + 1,
+                Body=part,
+            )
+        )

@@ -1,0 +1,1 @@
+"""Adapters (the only AWS-touching code) against moto."""

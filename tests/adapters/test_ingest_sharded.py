@@ -1,0 +1,115 @@
+"""An upload formatted for several training instances: one training object per instance, at
+least, read ShardedByS3Key; the same rows as the one-object channel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from dropfit.aws.s3 import Storage
+from dropfit.dataset import format_dataset
+from dropfit.ingest import Ingestor, UploadedObject
+from dropfit.options import UploadOptions
+from dropfit.records import Run
+from dropfit.settings import FormatSettings
+from moto import mock_aws
+
+from tests.conftest import DATA
+
+BUCKET = "dropfit-data"
+
+
+@dataclass
+class Table:
+    updates: list[dict[str, Any]] = field(default_factory=list)
+
+    def claim_run(self, run: Run) -> bool:
+        return True
+
+    def record_upload(self, model: str, endpoint: str, job: str) -> None:
+        pass
+
+    def update_run(self, model: str, job: str, **changes: Any) -> bool:
+        self.updates.append(changes)
+        return True
+
+
+@dataclass
+class SageMaker:
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def start_training_job(self, request: dict[str, Any]) -> bool:
+        self.requests.append(request)
+        return True
+
+
+class Notifier:
+    def run_failed(self, *args: str) -> None:
+        raise AssertionError(f"unexpected failure notice {args}")
+
+
+def settings(instances: int) -> FormatSettings:
+    return FormatSettings(
+        table_name="runs",
+        bucket_name=BUCKET,
+        name_prefix="dropfit",
+        incoming_prefix="incoming/",
+        datasets_prefix="datasets/",
+        artifacts_prefix="models/",
+        knn_image_uri="382416733822.dkr.ecr.us-east-1.amazonaws.com/knn:1",
+        sagemaker_role_arn="arn:aws:iam::123456789012:role/dropfit-sagemaker",
+        training_instance_type="ml.m5.large",
+        training_instance_count=instances,
+        max_training_seconds=3600,
+        default_k=1,
+        failure_topic_arn="arn:aws:sns:us-east-1:123456789012:dropfit-failures",
+    )
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        yield client
+
+
+def test_two_training_instances_get_a_training_object_each_read_sharded_by_key(s3: Any) -> None:
+    iris = (DATA / "iris.csv").read_bytes()
+    version = s3.put_object(Bucket=BUCKET, Key="incoming/iris.csv", Body=iris)["VersionId"]
+    table, sagemaker = Table(), SageMaker()
+    ingestor = Ingestor(settings(2), Storage(s3), table, sagemaker, Notifier())  # type: ignore[arg-type]
+
+    result = ingestor.process(
+        UploadedObject(BUCKET, "incoming/iris.csv", version, None, None, len(iris))
+    )
+
+    assert result.outcome == "started"
+    base = f"datasets/iris/{result.run}/"
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=base)["Contents"]
+    assert sorted(o["Key"][len(base) :] for o in listed) == [
+        "metadata.json",
+        "test/test.csv",
+        "train/part-00000.csv",
+        "train/part-00001.csv",
+    ]
+    parts = [
+        s3.get_object(Bucket=BUCKET, Key=f"{base}train/part-0000{i}.csv")["Body"].read()
+        for i in (0, 1)
+    ]
+    assert [p.count(b"\n") for p in parts] == [56, 56]
+    assert b"".join(parts) == format_dataset(iris, UploadOptions(), 1).train_csv
+    (request,) = sagemaker.requests
+    train = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]
+    assert (train["S3Uri"], train["S3DataDistributionType"]) == (
+        f"s3://{BUCKET}/{base}train/",
+        "ShardedByS3Key",
+    )
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+    assert request["HyperParameters"]["sample_size"] == "112"  # the total: each samples half
+    assert table.updates[0]["dataset"]["train_objects"] == 2

@@ -1,0 +1,1 @@
+"""The benchmark suite: its pieces, and the lean imports it measures."""
