@@ -135,11 +135,12 @@ def test_an_exact_label_match_wins_over_case_folding() -> None:
     assert fmt(data, label="label").metadata.label_column == "label"
 
 
-def test_a_label_matching_several_columns_when_folded_is_not_found() -> None:
+def test_a_label_matching_several_columns_when_folded_is_ambiguous() -> None:
     data = "Ab,aB,c\n1,2,3\n"
 
-    assert (
-        error_of(data, label="ab") == "Label column 'ab' was not found; the columns are Ab, aB, c."
+    assert error_of(data, label="ab") == (
+        "Label column 'ab' matches several columns when case is ignored (Ab, aB); "
+        "give its exact name with label=<column>."
     )
 
 
@@ -392,10 +393,10 @@ def test_non_finite_features_are_refused(value: str) -> None:
     )
 
 
-def test_without_a_label_option_a_nan_column_counts_as_non_numeric() -> None:
+def test_without_a_label_option_a_nan_cell_is_named_not_taken_for_text() -> None:
     data = VALID.replace("5,10,y", "5,NaN,y")
 
-    assert error_of(data).startswith("Columns b, label are not numeric, but only the label may be")
+    assert error_of(data).startswith("Feature column 'b' has a non-finite value 'NaN' in data row")
 
 
 def test_a_non_finite_regression_target_is_refused() -> None:

@@ -102,6 +102,12 @@ def choose_label(header: list[str], numeric: Sequence[bool], requested: str | No
         folded = [i for i, name in enumerate(header) if name.lower() == requested.lower()]
         if len(folded) == 1:
             return folded[0]
+        if folded:
+            raise InvalidUpload(
+                f"Label column {requested!r} matches several columns when case is ignored "
+                f"({', '.join(header[i] for i in folded)}); give its exact name with "
+                "label=<column>."
+            )
         raise InvalidUpload(
             f"Label column {requested!r} was not found; the columns are {', '.join(header)}."
         )
@@ -150,7 +156,9 @@ class ColumnStats:
     def add(self, values: Floats, raw: Sequence[str], rows: npt.NDArray[np.int64]) -> None:
         """Values (parsed), their stripped text and their data rows, in any order."""
         nan = np.isnan(values)
-        if nan.any():
+        # A literal NaN is a (non-finite) number, not text: it must not make a numeric column
+        # look like the label, nor turn integer classes into text; first_bad reports it.
+        if nan.any() and any(str(raw[i]).lower() != "nan" for i in np.flatnonzero(nan)):
             self.numeric = False
         bad = ~np.isfinite(values)
         if not bad.any():

@@ -225,10 +225,7 @@ def _decide(
     if predictor_type == "classifier":
         if column.numeric:
             if column.first_bad is not None:
-                raise InvalidUpload(
-                    f"Label column {name!r} has a non-finite value in data row "
-                    f"{column.first_bad.row + 1}."
-                )
+                raise _bad_value(name, column.first_bad, "label")
             too_long = stats.first_long_number
             counts = {numeric_class_name(v): n for v, n in stats.values.counts.items()}
             overflow = stats.values.overflow
