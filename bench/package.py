@@ -20,7 +20,7 @@ ARTIFACTS = ("PredictFunction", "DeployFunction", "FormatFunction", "SharedLayer
 MB = 1_000_000
 
 
-def _python313() -> Path | None:
+def python313() -> Path | None:
     """A python3.13 with pip (sam build runs it): on PATH, else pyenv's."""
     on_path = shutil.which("python3.13")
     candidates = [Path(on_path)] if on_path else []
@@ -41,7 +41,7 @@ def _size(path: Path) -> int:
 @benchmark("package", quick=False)
 def package(ctx: Context) -> Iterator[Result]:
     """sam build output per function and layer, MB unzipped."""
-    python = _python313()
+    python = python313()
     if python is None:
         raise RuntimeError("sam build needs a python3.13 with pip (PATH or pyenv)")
     build = ctx.workdir / "build"

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,8 @@ from typing import Any
 import pytest
 from dropfit import names, settings
 from packaging.requirements import Requirement
+
+from bench.package import python313
 
 # smdebug-rulesconfig (a sagemaker-core dependency) installs a top-level "tests" package, which
 # shadows this folder unless it has an __init__.py; import the helper either way.
@@ -596,22 +597,9 @@ def test_bucket_is_private_encrypted_versioned_and_sends_events(template: dict[s
 # ------------------------------------------------------------------ sam build
 
 
-def _python313_with_pip() -> Path | None:
-    on_path = shutil.which("python3.13")
-    candidates = [Path(on_path)] if on_path else []
-    candidates += sorted(Path.home().glob(".pyenv/versions/3.13*/bin/python3.13"))
-    for candidate in candidates:
-        probe = subprocess.run(
-            [str(candidate), "-m", "pip", "--version"], capture_output=True, check=False
-        )
-        if probe.returncode == 0:
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    python = _python313_with_pip()
+    python = python313()
     if python is None:
         pytest.skip("sam build needs a python3.13 with pip on PATH")
     build = tmp_path_factory.mktemp("sam") / "build"

@@ -158,7 +158,7 @@ class ColumnStats:
         nan = np.isnan(values)
         # A literal NaN is a (non-finite) number, not text: it must not make a numeric column
         # look like the label, nor turn integer classes into text; first_bad reports it.
-        if nan.any() and any(str(raw[i]).lower() != "nan" for i in np.flatnonzero(nan)):
+        if nan.any() and any(str(raw[int(i)]).lower() != "nan" for i in np.flatnonzero(nan)):
             self.numeric = False
         bad = ~np.isfinite(values)
         if not bad.any():
