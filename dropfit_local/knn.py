@@ -20,8 +20,9 @@ does the same with numpy only:
   neighbours in the order of their training row.
 * Classifier: the most frequent label among the k neighbours. Ties go to the tied label whose
   nearest member is nearest to the query, then to the smaller label. Regressor: the mean label.
-* Everything is computed in float32 (as faiss does): one GEMM per batch of queries, then
-  ``argpartition`` and a sort of the k survivors; batches keep the memory bounded.
+* Everything is computed in float32 (as faiss does): a batch of queries is multiplied with
+  the index one tile of points at a time (GEMM), keeping a running k nearest per query that
+  each tile's keys below the current k-th are merged into; tiles keep the memory bounded.
 """
 
 from __future__ import annotations
@@ -74,9 +75,11 @@ ARTIFACT_JSON: Final = "model.json"
 ARTIFACT_NPZ: Final = "model.npz"
 _ARTIFACT_FORMAT: Final = "dropfit-knn/1"
 
-# Upper bound on the elements of one (queries x points) block: ~16 MB of float32 keys plus
-# ~32 MB of argpartition indices, whatever the size of the index.
-_BLOCK_ELEMENTS: Final = 4_000_000
+# Upper bound on the elements of one (queries x points) tile of keys: 32 MB of float32 plus an
+# 8 MB mask, whatever the size of the index. A block of queries is searched tile by tile over the
+# index (tiles at least _TILE_POINTS wide, so a batch of ~1,000 queries reads the index once).
+_BLOCK_ELEMENTS: Final = 8_388_608
+_TILE_POINTS: Final = 8_192
 _INT = re.compile(r"\+?[0-9]+")
 
 
@@ -364,23 +367,51 @@ class Predictions:
     neighbors: Neighbors
 
 
-def _top_k(keys: F32, k: int) -> Indices:
-    """Column indices of the k smallest keys of every row, ordered by (key, column)."""
-    rows, columns = keys.shape
-    if k < columns:
-        partitioned = np.argpartition(keys, (k - 1, k), axis=1)
-        chosen = partitioned[:, :k]
-        # argpartition picks arbitrarily among keys equal to the k-th smallest. Where the
-        # (k+1)-th equals it, such ties cross the boundary: a stable sort of those rows makes
-        # the lowest columns win, so the answer is reproducible.
-        boundary = np.take_along_axis(keys, partitioned[:, k - 1 : k + 1], axis=1)
-        straddling = np.flatnonzero(boundary[:, 0] == boundary[:, 1])
-        if straddling.size:
-            chosen[straddling] = np.argsort(keys[straddling], axis=1, kind="stable")[:, :k]
-    else:
-        chosen = np.broadcast_to(np.arange(columns), (rows, columns)).copy()
-    order = np.lexsort((chosen, np.take_along_axis(keys, chosen, axis=1)), axis=1)
-    return np.take_along_axis(chosen, order, axis=1)
+def _top_k(queries: F32, keys: F32, k: int, tile: int) -> tuple[Indices, F32]:
+    """The k smallest ``queries @ keys.T`` of every query row, ordered by (key, column).
+
+    The key matrix is computed ``tile`` columns at a time. The first tile's k-th smallest key
+    (``np.partition``) keeps every key at or below it; a later tile only contributes keys
+    strictly below the current k-th, as its columns lose ties to the ones already kept. The
+    few survivors are merged with the running k by a sort on (row, key, column).
+    Returns ``(columns, their keys)``, both ``(rows, k)``.
+    """
+    columns = keys.shape[0]
+    first = max(tile, k)
+    block = queries @ keys[:first].T
+    kth = min(k, block.shape[1]) - 1
+    limit = np.partition(block, kth, axis=1)[:, kth : kth + 1]
+    best = _merge(block, block <= limit, 0, None, k)
+    for start in range(first, columns, tile):
+        block = queries @ keys[start : start + tile].T
+        best = _merge(block, block < best[1][:, -1:], start, best, k)
+    return best
+
+
+def _merge(
+    block: F32,
+    mask: NDArray[np.bool_],
+    offset: int,
+    best: tuple[Indices, F32] | None,
+    k: int,
+) -> tuple[Indices, F32]:
+    """The k best of each row among the running ones and the masked keys of ``block``."""
+    flat = np.flatnonzero(mask)
+    rows, cols = np.divmod(flat, block.shape[1])
+    values = block.reshape(-1)[flat]
+    cols += offset
+    if best is not None:
+        best_cols, best_keys = best
+        n, width = best_cols.shape
+        rows = np.concatenate([np.repeat(np.arange(n), width), rows])
+        cols = np.concatenate([best_cols.reshape(-1), cols])
+        values = np.concatenate([best_keys.reshape(-1), values])
+    order = np.lexsort((cols, values, rows))
+    # Every row has at least k entries: keep the first k of each row's run.
+    counts = np.bincount(rows, minlength=block.shape[0])
+    starts = np.cumsum(counts) - counts
+    take = order[(starts[:, None] + np.arange(k)).reshape(-1)]
+    return cols[take].reshape(-1, k), values[take].reshape(-1, k)
 
 
 def _vote(labels: F32, keys: F32) -> F32:
@@ -463,16 +494,15 @@ class KnnModel:
         n, k = queries.shape[0], self.k
         distances = np.empty((n, k), np.float32)
         indices = np.empty((n, k), np.intp)
-        width = max(self.size, k * queries.shape[1])
-        step = max(1, min(self.hyperparameters.mini_batch_size, _BLOCK_ELEMENTS // width))
+        step = max(1, min(self.hyperparameters.mini_batch_size, _BLOCK_ELEMENTS // _TILE_POINTS))
         for start in range(0, n, step):
             block = queries[start : start + step]
+            tile = max(_TILE_POINTS, _BLOCK_ELEMENTS // block.shape[0])
             if self.index_metric == "L2":
                 ones = np.ones((block.shape[0], 1), np.float32)
-                keys = np.hstack([block, ones]) @ self._keys.T
+                nearest, keys = _top_k(np.hstack([block, ones]), self._keys, k, tile)
             else:
-                keys = block @ self._keys.T
-            nearest = _top_k(keys, k)
+                nearest, keys = _top_k(block, self._keys, k, tile)
             if self.index_metric == "L2":
                 # Report the chosen points' distances computed directly (no cancellation).
                 diff = self._index[nearest] - block[:, None, :]
@@ -481,7 +511,7 @@ class KnnModel:
                 nearest = np.take_along_axis(nearest, order, axis=1)
                 found = np.take_along_axis(found, order, axis=1)
             else:
-                found = -np.take_along_axis(keys, nearest, axis=1)
+                found = -keys
             distances[start : start + step] = found
             indices[start : start + step] = nearest
         return Neighbors(distances=distances, labels=self.labels[indices], indices=indices)

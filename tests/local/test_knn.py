@@ -139,6 +139,26 @@ def test_batched_search_gives_the_same_answer(blobs, monkeypatch: pytest.MonkeyP
     np.testing.assert_array_equal(batched.predicted_label, whole.predicted_label)
 
 
+def test_tiled_search_gives_the_same_answer(blobs, monkeypatch: pytest.MonkeyPatch) -> None:
+    train, labels, queries = blobs
+    whole = build(train, labels, k="5").kneighbors(queries)
+
+    monkeypatch.setattr(knn, "_TILE_POINTS", 7)  # many tiles, merged into a running top k
+    monkeypatch.setattr(knn, "_BLOCK_ELEMENTS", 7)
+    tiled = build(train, labels, k="5").kneighbors(queries)
+
+    np.testing.assert_array_equal(tiled.indices, whole.indices)
+    np.testing.assert_array_equal(tiled.distances, whole.distances)
+
+
+def test_tiled_search_keeps_the_lowest_rows_among_ties(monkeypatch: pytest.MonkeyPatch) -> None:
+    points = np.zeros((20, 2), np.float32)
+    monkeypatch.setattr(knn, "_TILE_POINTS", 3)
+    found = build(points, np.zeros(20, np.float32), k="4").kneighbors(np.ones((2, 2), np.float32))
+
+    assert found.indices.tolist() == [[0, 1, 2, 3], [0, 1, 2, 3]]
+
+
 # ------------------------------------------------------------------------------ the rules
 
 
