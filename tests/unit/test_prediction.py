@@ -256,6 +256,30 @@ def test_bad_csv_is_unprocessable_with_its_row_and_column(body: str, message: st
     assert error.message == message
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "where"),
+    [
+        ('{"instances": [[1e39, 1]]}', "application/json", "instances[0][0] = 1e+39"),
+        (
+            '{"instances": [{"sepal_length": 1, "sepal_width": -4e38}]}',
+            "application/json",
+            "instances[0].sepal_width = -4e+38",
+        ),
+        ("1,1e300\n", "text/csv", "CSV row 1, column 'sepal_width' = '1e300'"),
+    ],
+)
+def test_values_beyond_float32_are_refused_before_the_model_sees_them(
+    body: str, content_type: str, where: str
+) -> None:
+    error = refusal(body, content_type)
+
+    assert isinstance(error, UnprocessableRequest)
+    assert error.message == (
+        f"{where} is too large: the k-NN model computes in 32-bit floats "
+        "(at most about 3.4e38 in magnitude)."
+    )
+
+
 def test_quoted_csv_numbers_are_numbers() -> None:
     rows = parse_instances('"5.1", "3.5"\n', "text/csv", ["sepal_length", "sepal_width"])
 

@@ -18,6 +18,8 @@ from dropfit.errors import BadRequest, PayloadTooLarge, UnprocessableRequest, Un
 from dropfit.labels import LabelMap
 
 MAX_INSTANCES = 10_000
+# The built-in k-NN computes in float32: a larger value becomes infinite and the model fails.
+FLOAT32_MAX = 3.4028234663852886e38
 # What JSON calls a number: no '1_000', no 'inf', no non-ASCII digits (float() takes all three).
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 MAX_ENDPOINT_PAYLOAD = 4 * 1024 * 1024  # serverless endpoints accept at most 4 MB per request
@@ -63,7 +65,16 @@ def _number(value: Any, where: str) -> float:
     number = float(value)
     if not math.isfinite(number):
         raise UnprocessableRequest(f"{where} must be a finite number, got {value!r}.")
+    if abs(number) > FLOAT32_MAX:
+        raise UnprocessableRequest(_too_large(where, value))
     return number
+
+
+def _too_large(where: str, value: object) -> str:
+    return (
+        f"{where} = {value!r} is too large: the k-NN model computes in 32-bit floats "
+        "(at most about 3.4e38 in magnitude)."
+    )
 
 
 _NUMBER_TYPES = frozenset({float, int})  # not bool: true/false are not feature values
@@ -88,6 +99,8 @@ def _plain_rows(instances: list[Any], n: int) -> list[list[float]] | None:
         # fsum is exact: infinite or NaN if and only if some value is (or the sum overflows,
         # which the careful path then clears)
         if not math.isfinite(math.fsum(chain.from_iterable(rows))):
+            return None
+        if max(map(abs, chain.from_iterable(rows))) > FLOAT32_MAX:
             return None
     except OverflowError:  # an integer too large for a float
         return None
@@ -207,6 +220,8 @@ def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
             value = float(cell)
             if not math.isfinite(value):  # e.g. 1e999
                 raise UnprocessableRequest(f"CSV row {i}, column {name!r} must be a finite number.")
+            if abs(value) > FLOAT32_MAX:
+                raise UnprocessableRequest(_too_large(f"CSV row {i}, column {name!r}", cell))
             row.append(value)
         rows.append(row)
     return rows
