@@ -507,3 +507,32 @@ def test_too_few_rows_for_the_split() -> None:
 
 def test_an_unterminated_quote_is_not_valid_csv() -> None:
     assert error_of(VALID + '8,"16,x\n').startswith("The file is not valid CSV:")
+
+
+@pytest.mark.parametrize(
+    ("data", "options", "message"),
+    [
+        (
+            VALID.replace("5,10,y", "5,1e300,y"),
+            {},
+            "Feature column 'b' has the value '1e300' in data row 6: too large for the 32-bit "
+            "floats k-NN computes in (at most about 3.4e38 in magnitude).",
+        ),
+        (
+            "a,price\n" + "".join(f"{i},{i + 0.5}\n" for i in range(8)).replace("3.5", "-4e38"),
+            {"predictor_type": "regressor"},
+            "Label column 'price' has the value '-4e38' in data row 4: too large for the 32-bit "
+            "floats k-NN computes in (at most about 3.4e38 in magnitude).",
+        ),
+    ],
+)
+def test_values_beyond_float32_are_refused_before_training(
+    data: str, options: dict[str, object], message: str
+) -> None:
+    assert error_of(data, **options) == message
+
+
+def test_the_largest_float32_values_are_accepted() -> None:
+    formatted = fmt(VALID.replace("5,10,y", "5,3.4e38,y"))
+
+    assert formatted.metadata.n_rows == 8

@@ -22,6 +22,7 @@ import pandas as pd
 
 from dropfit.csvsource import Source, open_text
 from dropfit.errors import InvalidUpload
+from dropfit.options import FLOAT32_MAX
 
 MAX_FEATURES = 1000  # keeps a run's record (feature names, classes) inside DynamoDB's 400 KB item
 MAX_CLASSES = 1000
@@ -134,11 +135,14 @@ def guess_label(header: list[str], numeric: Sequence[bool], requested: str | Non
 # --- what a pass learns about the columns ------------------------------------------------------
 
 
+TOO_LARGE = "too large"  # finite, but infinite once k-NN casts it to float32
+
+
 @dataclass(frozen=True, slots=True)
 class BadValue:
     row: int  # data row, from 0
     raw: str
-    kind: str  # "non-finite" or "non-numeric"
+    kind: str  # "non-finite", "non-numeric" or TOO_LARGE
 
 
 def to_floats(values: Any) -> Floats:
@@ -160,7 +164,8 @@ class ColumnStats:
         # look like the label, nor turn integer classes into text; first_bad reports it.
         if nan.any() and any(str(raw[int(i)]).lower() != "nan" for i in np.flatnonzero(nan)):
             self.numeric = False
-        bad = ~np.isfinite(values)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.abs(values) <= FLOAT32_MAX)  # NaN, infinite, or beyond float32
         if not bad.any():
             return
         at = int(np.flatnonzero(bad)[np.argmin(rows[bad])])
@@ -169,6 +174,8 @@ class ColumnStats:
             text = raw[at]
             finite_or_nan = not math.isnan(values[at]) or text.lower() == "nan"
             kind = "non-finite" if finite_or_nan else "non-numeric"
+            if math.isfinite(values[at]):
+                kind = TOO_LARGE
             self.first_bad = BadValue(row, text, kind)
 
 

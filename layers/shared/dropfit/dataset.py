@@ -195,6 +195,12 @@ class _Buffer:
 
 
 def _bad_value(name: str, bad: csvscan.BadValue, role: str) -> InvalidUpload:
+    if bad.kind == csvscan.TOO_LARGE:
+        return InvalidUpload(
+            f"{role.capitalize()} column {name!r} has the value {bad.raw[:40]!r} in data row "
+            f"{bad.row + 1}: too large for the 32-bit floats k-NN computes in (at most about "
+            "3.4e38 in magnitude)."
+        )
     return InvalidUpload(
         f"{role.capitalize()} column {name!r} has a {bad.kind} value {bad.raw[:40]!r} in data row "
         f"{bad.row + 1}; {role}s must be finite numbers."

@@ -46,6 +46,7 @@ from dropfit.csvscan import (
 )
 from dropfit.csvsource import BLOCK_BYTES, BOM, Source, ValidatedReader, line_blocks, open_validated
 from dropfit.errors import InvalidUpload
+from dropfit.options import FLOAT32_MAX
 
 _PROBE_BYTES = 65536  # rows enough to tell which column is the label
 _PIECE_BYTES = 1024 * 1024
@@ -295,12 +296,12 @@ def _scan_frame(
 ) -> tuple[npt.NDArray[np.uint16] | None, int]:
     """(each row's label id, the spaces and tabs in its label texts) of a chunk of rows."""
     for j in range(len(layout.header)):
-        if j != layout.label and not np.isfinite(frame[j].to_numpy()).all():
-            raise NotPlain  # an infinity or an overflow: the reference engine says which
+        if j != layout.label and not (np.abs(frame[j].to_numpy()) <= FLOAT32_MAX).all():
+            raise NotPlain  # NaN, infinite or beyond float32: the reference engine says which
     column = frame[layout.label]
     if layout.label_as_number:
         values = column.to_numpy(np.float64)
-        if not np.isfinite(values).all():
+        if not (np.abs(values) <= FLOAT32_MAX).all():
             raise NotPlain
         if (values != np.round(values)).any():
             label.any_fractional = True

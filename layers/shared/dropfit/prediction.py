@@ -16,10 +16,9 @@ from typing import Any
 
 from dropfit.errors import BadRequest, PayloadTooLarge, UnprocessableRequest, UnsupportedMediaType
 from dropfit.labels import LabelMap
+from dropfit.options import FLOAT32_MAX
 
 MAX_INSTANCES = 10_000
-# The built-in k-NN computes in float32: a larger value becomes infinite and the model fails.
-FLOAT32_MAX = 3.4028234663852886e38
 # What JSON calls a number: no '1_000', no 'inf', no non-ASCII digits (float() takes all three).
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 MAX_ENDPOINT_PAYLOAD = 4 * 1024 * 1024  # serverless endpoints accept at most 4 MB per request
