@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -187,6 +188,31 @@ def test_neighbors_query_asks_for_the_verbose_answer_and_labels_the_neighbors(
     ]
 
 
+def test_neighbors_beyond_float32_distances_come_back_as_null_in_strict_json(
+    predict_function: Function,
+    runtime: RuntimeScript,
+    deployed: Run,
+) -> None:
+    # 1e20 is a valid feature value, but its squared distance overflows the k-NN's float32
+    verbose = {
+        "predictions": [
+            {"predicted_label": 2.0, "labels": [2.0, 1.0], "distances": [math.inf, math.inf]}
+        ]
+    }
+    runtime.answers(b"1e+20,3.0,4.2,1.5", verbose, variant=OLD, verbose=True)
+    event = predict_event(body='{"instances": [[1e20, 3.0, 4.2, 1.5]]}', query={"neighbors": "1"})
+
+    answer = _call(predict_function, event)
+
+    runtime.assert_done()
+    assert answer.status == 200
+    strict = json.loads(answer.raw, parse_constant=lambda constant: pytest.fail(constant))
+    assert strict["predictions"][0]["neighbors"] == [
+        {"label": "virginica", "distance": None},
+        {"label": "versicolor", "distance": None},
+    ]
+
+
 @pytest.mark.parametrize(
     "answered_by", [(OLD, "virginica"), (NEW, "versicolor")], ids=["old run", "new run"]
 )
@@ -210,6 +236,102 @@ def test_during_an_update_labels_come_from_the_run_whose_variant_answered(
     runtime.assert_done()
     assert answer.status == 200
     assert (answer.body["run"], answer.body["predictions"]) == (variant, [{"label": label}])
+
+
+class Reads:
+    """Counts the predict function's DynamoDB reads (GetItem), as botocore sends them."""
+
+    def __init__(self, function: Function) -> None:
+        self.keys: list[str] = []
+        client = function.module.service.table.client
+        client.meta.events.register("provide-client-params.dynamodb.GetItem", self._count)
+
+    def _count(self, params: dict[str, Any], **_: Any) -> None:
+        self.keys.append(params["Key"]["pk"]["S"])
+
+    def take(self) -> list[str]:
+        taken, self.keys = self.keys, []
+        return taken
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+ONE_FLOWER = '{"instances": [[6.7, 3.0, 5.2, 2.3]]}'
+ONE_ANSWER = {"predictions": [{"predicted_label": 2.0}]}
+
+
+def test_a_warm_container_reads_the_model_record_once_per_ttl(
+    stack: Stack, predict_function: Function, runtime: RuntimeScript, deployed: Run
+) -> None:
+    from dropfit.serving import MODEL_RECORD_TTL_SECONDS
+
+    clock, reads = Clock(), Reads(predict_function)
+    predict_function.module.service.clock = clock
+    for _ in range(3):
+        runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
+
+    first = _call(predict_function, predict_event(body=ONE_FLOWER))
+    assert reads.take() == ["MODEL", "RUN#iris"]
+    clock.now += MODEL_RECORD_TTL_SECONDS - 0.01
+    second = _call(predict_function, predict_event(body=ONE_FLOWER))
+    assert reads.take() == []  # the model record and the run both come from the cache
+    clock.now += 0.01
+    third = _call(predict_function, predict_event(body=ONE_FLOWER))
+    assert reads.take() == ["MODEL"]  # a run never changes; the record is read again
+
+    runtime.assert_done()
+    assert [a.status for a in (first, second, third)] == [200, 200, 200]
+
+
+def test_a_new_deployment_is_seen_as_soon_as_its_variant_answers(
+    stack: Stack, predict_function: Function, runtime: RuntimeScript, deployed: Run
+) -> None:
+    reads = Reads(predict_function)
+    predict_function.module.service.clock = Clock()  # the cached record never expires by age
+    runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
+    assert _call(predict_function, predict_event(body=ONE_FLOWER)).status == 200
+    # A new upload with a fifth feature is deployed; the container still holds the old record.
+    features = [*IRIS_FEATURES, "Stem.Length"]
+    new = stack.seed_run(NEW, RunStatus.DEPLOYED, created_at=NEW_AT, features=features)
+    stack.seed_model(desired=new, deployed=NEW)
+    reads.take()
+    runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, NEW)  # (the endpoint's new variant)
+    runtime.answers(b"6.7,3.0,5.2,2.3,9.0", ONE_ANSWER, NEW)
+
+    answered_by_new = _call(predict_function, predict_event(body=ONE_FLOWER))
+    assert reads.take() == ["RUN#iris"]  # NEW's label map; the record was cached
+    five_features = _call(
+        predict_function, predict_event(body='{"instances": [[6.7, 3.0, 5.2, 2.3, 9.0]]}')
+    )
+
+    runtime.assert_done()
+    assert reads.take() == ["MODEL"]
+    assert (answered_by_new.status, answered_by_new.body["run"]) == (200, NEW)
+    assert (five_features.status, five_features.body["run"]) == (200, NEW)
+
+
+def test_an_endpoint_error_drops_the_cached_model_record(
+    stack: Stack, predict_function: Function, runtime: RuntimeScript, deployed: Run
+) -> None:
+    reads = Reads(predict_function)
+    predict_function.module.service.clock = Clock()
+    runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
+    runtime.fails("ValidationError", "Endpoint dropfit-iris of account 123 not found.", 400)
+    runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
+
+    statuses = [_call(predict_function, predict_event(body=ONE_FLOWER)).status for _ in range(2)]
+    assert reads.take() == ["MODEL", "RUN#iris"]
+    assert _call(predict_function, predict_event(body=ONE_FLOWER)).status == 200
+
+    runtime.assert_done()
+    assert statuses == [200, 503]
+    assert reads.take() == ["MODEL"]
 
 
 def test_first_deployment_in_progress_answers_from_the_deploying_run(

@@ -8,6 +8,7 @@ import pytest
 from dropfit.errors import (
     ApiError,
     BadRequest,
+    ModelInferenceError,
     PayloadTooLarge,
     UnprocessableRequest,
     UnsupportedMediaType,
@@ -16,7 +17,6 @@ from dropfit.labels import LabelMap
 from dropfit.prediction import (
     MAX_ENDPOINT_PAYLOAD,
     MAX_INSTANCES,
-    Prediction,
     parse_endpoint_answer,
     parse_instances,
     to_endpoint_csv,
@@ -333,8 +333,7 @@ def test_plain_answers_decode_through_the_label_map() -> None:
 
     predictions = parse_endpoint_answer(body.encode(), 2, IRIS, verbose=False)
 
-    assert predictions == [Prediction(label="virginica"), Prediction(label="setosa")]
-    assert predictions[0].view() == {"label": "virginica"}
+    assert predictions == [{"label": "virginica"}, {"label": "setosa"}]
 
 
 def test_verbose_answers_carry_labelled_neighbors() -> None:
@@ -352,7 +351,7 @@ def test_verbose_answers_carry_labelled_neighbors() -> None:
 
     (prediction,) = parse_endpoint_answer(body.encode(), 1, IRIS, verbose=True)
 
-    assert prediction.view() == {
+    assert prediction == {
         "label": "versicolor",
         "neighbors": [
             {"label": "versicolor", "distance": 0.1},
@@ -369,12 +368,35 @@ def test_regressor_answers_are_floats() -> None:
 
     (prediction,) = parse_endpoint_answer(body.encode(), 1, None, verbose=True)
 
-    assert prediction.label == 3.75
-    assert prediction.neighbors == [
-        {"label": 3.5, "distance": 0.0},
-        {"label": 4.0, "distance": 1.5},
+    assert prediction == {
+        "label": 3.75,
+        "neighbors": [{"label": 3.5, "distance": 0.0}, {"label": 4.0, "distance": 1.5}],
+    }
+    assert isinstance(prediction["neighbors"][1]["label"], float)
+
+
+def test_an_overflowed_distance_is_null_so_the_answer_stays_json() -> None:
+    # Features near 1e20 pass validation, but their squared distances overflow 32-bit floats:
+    # the k-NN answers Infinity (Python's json reads it), which JSON itself cannot carry.
+    answer = '{"predicted_label": 0.0, "labels": [0.0, 1.0], "distances": [Infinity, 2.5]}'
+    body = f'{{"predictions": [{answer}]}}'.encode()
+
+    (prediction,) = parse_endpoint_answer(body, 1, IRIS, verbose=True)
+
+    assert prediction["neighbors"] == [
+        {"label": "setosa", "distance": None},
+        {"label": "versicolor", "distance": 2.5},
     ]
-    assert isinstance(prediction.neighbors[1]["label"], float)
+    assert json.loads(json.dumps(prediction, allow_nan=False)) == prediction
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN"])
+def test_a_non_finite_regression_answer_is_a_model_error(value: str) -> None:
+    body = f'{{"predictions": [{{"predicted_label": {value}}}]}}'.encode()
+
+    with pytest.raises(ModelInferenceError, match=r"non-finite prediction") as error:
+        parse_endpoint_answer(body, 1, None, verbose=False)
+    assert error.value.status == 502
 
 
 def test_a_count_mismatch_is_an_error() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
-from dropfit.errors import ModelNotFound, ModelNotReady
+from dropfit.errors import ApiError, ModelNotFound, ModelNotReady
 from dropfit.labels import LabelMap
 from dropfit.names import check_model_name
 from dropfit.prediction import parse_endpoint_answer, parse_instances, to_endpoint_csv
@@ -15,6 +17,11 @@ from dropfit.records import ModelRecord, Run
 
 JSON = "application/json"
 VERBOSE_JSON = "application/json; verbose=true"
+# How long a warm container serves predictions from the model record it last read, instead of
+# paying a DynamoDB read per request (Powertools' parameter providers default to the same 5 s).
+# A new deployment is seen at once anyway: an answer from a variant the record does not name, or
+# an endpoint error, drops the cached record.
+MODEL_RECORD_TTL_SECONDS = 5.0
 
 
 @dataclass
@@ -22,8 +29,11 @@ class ModelService:
     table: RunsTable
     control: SageMakerControl
     runtime: SageMakerRuntime
+    clock: Callable[[], float] = time.monotonic
     # A run's features and label map never change: cache them for the life of the container.
     _runs: dict[tuple[str, str], Run] = field(default_factory=dict)
+    # Models with a serving run, as last read, and when (see MODEL_RECORD_TTL_SECONDS).
+    _serving: dict[str, tuple[float, ModelRecord]] = field(default_factory=dict)
 
     def _model(self, model: str) -> ModelRecord:
         record = self.table.get_model(check_model_name(model), consistent=False)
@@ -42,10 +52,14 @@ class ModelService:
             self._runs[key] = run
         return self._runs[key]
 
-    def predict(
-        self, model: str, body: str, content_type: str | None, neighbors: bool = False
-    ) -> dict[str, Any]:
-        record = self._model(model)
+    def _serving_model(self, model: str) -> tuple[ModelRecord, str]:
+        """The model's record and the run it serves, from the cache while it is fresh."""
+        now = self.clock()
+        cached = self._serving.get(model)
+        if cached is not None and now - cached[0] < MODEL_RECORD_TTL_SECONDS:
+            record = cached[1]
+        else:
+            record = self._model(model)
         serving = record.deployed_run or record.deploying_run
         if serving is None:
             latest = self.table.get_run(model, record.latest_run) if record.latest_run else None
@@ -54,11 +68,28 @@ class ModelService:
                 detail = f": {latest.reason}" if latest.reason else ""
                 state = f" (latest run: {latest.status}{detail})"
             raise ModelNotReady(f"Model {model!r} has no endpoint in service yet{state}.")
+        if cached is None or cached[1] is not record:
+            self._serving[model] = (now, record)
+        return record, serving
+
+    def predict(
+        self, model: str, body: str, content_type: str | None, neighbors: bool = False
+    ) -> dict[str, Any]:
+        record, serving = self._serving_model(model)
         expected = self._run(model, serving)
         rows = parse_instances(body, content_type, expected.feature_names or [])
-        invocation = self.runtime.invoke(
-            record.endpoint, to_endpoint_csv(rows), "text/csv", VERBOSE_JSON if neighbors else JSON
-        )
+        try:
+            invocation = self.runtime.invoke(
+                record.endpoint,
+                to_endpoint_csv(rows),
+                "text/csv",
+                VERBOSE_JSON if neighbors else JSON,
+            )
+        except ApiError:
+            self._serving.pop(model, None)  # the endpoint may have changed: read the record again
+            raise
+        if invocation.variant is not None and invocation.variant != serving:
+            self._serving.pop(model, None)  # a newer run answers: the record is behind
         # Map labels with the run whose variant answered: during an update both may answer.
         answered = self._run(model, invocation.variant) if invocation.variant else expected
         label_map = (
@@ -72,7 +103,7 @@ class ModelService:
             "run": answered.job,
             "predictor_type": answered.predictor_type,
             "count": len(predictions),
-            "predictions": [p.view() for p in predictions],
+            "predictions": predictions,
         }
 
     def list_models(self) -> dict[str, Any]:
