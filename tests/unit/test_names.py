@@ -34,8 +34,9 @@ KEYS = st.text(min_size=1, max_size=120).map(lambda name: f"{INCOMING}{name}.csv
         ("incoming/Team A/Wine Quality.csv", "team-a-wine-quality"),
         ("incoming/IRIS.CSV", "iris"),
         ("incoming/my  data__v2.csv", "my-data-v2"),
-        ("incoming/Café Crème.csv", "caf-cr-me"),
-        ("incoming/ÄÖÜ 2024.csv", "2024"),
+        ("incoming/Café Crème.csv", "cafe-creme"),  # accents dropped, letters kept
+        ("incoming/ÄÖÜ 2024.csv", "aou-2024"),
+        ("incoming/Straße ﬁle.csv", "strae-file"),  # ß has no ASCII form; the ligature has
         ("incoming/a/b/c.csv", "a-b-c"),
         ("incoming/data.csv.csv", "data-csv"),
         ("incoming/-leading and trailing-.csv", "leading-and-trailing"),

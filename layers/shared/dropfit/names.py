@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 from dropfit.errors import InvalidModelName
 
@@ -20,13 +21,16 @@ MODEL_NAME_PATTERN = re.compile(r"[a-z0-9](?:-?[a-z0-9])*")
 def model_name_from_key(key: str, incoming_prefix: str) -> str:
     """``incoming/Team A/Wine Quality.csv`` -> ``team-a-wine-quality``.
 
-    Lower case; every run of characters outside ``[a-z0-9]`` becomes one ``-``; trimmed; at most
-    36 characters. Sub-folders under the incoming prefix become part of the name.
+    Accents are dropped from their letters (``Café`` -> ``cafe``); lower case; every run of
+    characters outside ``[a-z0-9]`` becomes one ``-``; trimmed; at most 36 characters.
+    Sub-folders under the incoming prefix become part of the name.
     """
     relative = key[len(incoming_prefix) :] if key.startswith(incoming_prefix) else key
     if relative.lower().endswith(".csv"):
         relative = relative[: -len(".csv")]
-    name = _NOT_ALLOWED.sub("-", relative.lower()).strip("-")[:MODEL_NAME_MAX].strip("-")
+    # NFKD splits "é" into "e" and a combining accent, which the ASCII encoding then drops
+    ascii_only = unicodedata.normalize("NFKD", relative).encode("ascii", "ignore").decode()
+    name = _NOT_ALLOWED.sub("-", ascii_only.lower()).strip("-")[:MODEL_NAME_MAX].strip("-")
     if not name:
         raise InvalidModelName(
             f"Cannot derive a model name from the key {key!r}: it needs at least one letter or "
