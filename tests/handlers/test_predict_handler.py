@@ -206,7 +206,7 @@ def test_neighbors_beyond_float32_distances_come_back_as_null_in_strict_json(
 
     runtime.assert_done()
     assert answer.status == 200
-    strict = json.loads(answer.raw, parse_constant=lambda constant: pytest.fail(constant))
+    strict = json.loads(answer.raw, parse_constant=pytest.fail)  # NaN, Infinity
     assert strict["predictions"][0]["neighbors"] == [
         {"label": "virginica", "distance": None},
         {"label": "versicolor", "distance": None},
@@ -314,6 +314,33 @@ def test_a_new_deployment_is_seen_as_soon_as_its_variant_answers(
     assert reads.take() == ["MODEL"]
     assert (answered_by_new.status, answered_by_new.body["run"]) == (200, NEW)
     assert (five_features.status, five_features.body["run"]) == (200, NEW)
+
+
+def test_a_request_for_the_new_features_is_judged_by_the_current_record(
+    stack: Stack, predict_function: Function, runtime: RuntimeScript, deployed: Run
+) -> None:
+    reads = Reads(predict_function)
+    predict_function.module.service.clock = Clock()
+    runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
+    assert _call(predict_function, predict_event(body=ONE_FLOWER)).status == 200
+    features = [*IRIS_FEATURES, "Stem.Length"]
+    new = stack.seed_run(NEW, RunStatus.DEPLOYED, created_at=NEW_AT, features=features)
+    stack.seed_model(desired=new, deployed=NEW)
+    reads.take()
+    runtime.answers(b"6.7,3.0,5.2,2.3,9.0", ONE_ANSWER, NEW)
+
+    # The cached record still names OLD (4 features); the request is right for NEW.
+    answer = _call(
+        predict_function, predict_event(body='{"instances": [[6.7, 3.0, 5.2, 2.3, 9.0]]}')
+    )
+    four_features = _call(predict_function, predict_event(body=ONE_FLOWER))
+
+    runtime.assert_done()
+    # NEW's record and run are read once; a refusal is confirmed on a fresh record (one read)
+    assert reads.take() == ["MODEL", "RUN#iris", "MODEL"]
+    assert (answer.status, answer.body["run"]) == (200, NEW)
+    assert four_features.status == 422
+    assert "expects 5" in four_features.body["error"]["message"]
 
 
 def test_an_endpoint_error_drops_the_cached_model_record(

@@ -9,7 +9,7 @@ from typing import Any
 
 from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
-from dropfit.errors import ApiError, ModelNotFound, ModelNotReady
+from dropfit.errors import ApiError, ModelNotFound, ModelNotReady, UnprocessableRequest
 from dropfit.labels import LabelMap
 from dropfit.names import check_model_name
 from dropfit.prediction import parse_endpoint_answer, parse_instances, to_endpoint_csv
@@ -52,14 +52,12 @@ class ModelService:
             self._runs[key] = run
         return self._runs[key]
 
-    def _serving_model(self, model: str) -> tuple[ModelRecord, str]:
-        """The model's record and the run it serves, from the cache while it is fresh."""
+    def _serving_model(self, model: str) -> tuple[ModelRecord, str, bool]:
+        """The model's record, the run it serves, and whether the record came from the cache."""
         now = self.clock()
         cached = self._serving.get(model)
-        if cached is not None and now - cached[0] < MODEL_RECORD_TTL_SECONDS:
-            record = cached[1]
-        else:
-            record = self._model(model)
+        from_cache = cached is not None and now - cached[0] < MODEL_RECORD_TTL_SECONDS
+        record = cached[1] if cached is not None and from_cache else self._model(model)
         serving = record.deployed_run or record.deploying_run
         if serving is None:
             latest = self.table.get_run(model, record.latest_run) if record.latest_run else None
@@ -68,16 +66,23 @@ class ModelService:
                 detail = f": {latest.reason}" if latest.reason else ""
                 state = f" (latest run: {latest.status}{detail})"
             raise ModelNotReady(f"Model {model!r} has no endpoint in service yet{state}.")
-        if cached is None or cached[1] is not record:
+        if not from_cache:
             self._serving[model] = (now, record)
-        return record, serving
+        return record, serving, from_cache
 
     def predict(
         self, model: str, body: str, content_type: str | None, neighbors: bool = False
     ) -> dict[str, Any]:
-        record, serving = self._serving_model(model)
+        record, serving, from_cache = self._serving_model(model)
         expected = self._run(model, serving)
-        rows = parse_instances(body, content_type, expected.feature_names or [])
+        try:
+            rows = parse_instances(body, content_type, expected.feature_names or [])
+        except UnprocessableRequest:
+            if not from_cache:
+                raise
+            # A new run with other features may serve by now: judge by the current record.
+            self._serving.pop(model, None)
+            return self.predict(model, body, content_type, neighbors)
         try:
             invocation = self.runtime.invoke(
                 record.endpoint,
