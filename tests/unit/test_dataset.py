@@ -209,6 +209,15 @@ def test_equal_numbers_written_differently_are_one_class() -> None:
     assert fmt(data).metadata.classes == ["3", "4"]
 
 
+def test_fractional_numbers_as_classes_are_named_by_their_value() -> None:
+    data = "a,grade\n" + "".join(f"{i},{('1.5', '2.50')[i % 2]}\n" for i in range(8))
+
+    formatted = fmt(data, predictor_type="classifier")
+
+    assert formatted.metadata.classes == ["1.5", "2.5"]
+    assert {row[0] for row in rows_of(formatted.train_csv + formatted.test_csv)} == {"0", "1"}
+
+
 def test_predictor_type_option_overrides_the_inference() -> None:
     data = "a,grade\n" + "".join(f"{i},{i % 3}\n" for i in range(9))
 
@@ -303,6 +312,11 @@ def test_header_and_data_rows_agree_on_a_quoted_comma_after_a_space() -> None:
             b"a, b,b \n1,2,x\n",
             "Column name 'b' appears more than once; names must be unique.",
         ),
+        (
+            b"5.1,3.5,0\n4.9,3.0,0\n7.0,3.2,1\n6.4,3.2,1\n",
+            "The first line looks like data, not a header (every field in it is a number); the "
+            "CSV needs a header row naming the columns.",
+        ),
     ],
     ids=[
         "empty",
@@ -317,10 +331,32 @@ def test_header_and_data_rows_agree_on_a_quoted_comma_after_a_space() -> None:
         "empty-column-name",
         "duplicate-column-names",
         "duplicate-after-trimming",
+        "header-less",
     ],
 )
 def test_a_bad_file_is_refused_with_its_reason(data: bytes, message: str) -> None:
     assert error_of(data) == message
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["1e3, -2 ,+.5", '"1","2","3"', "1,2,inf"],
+    ids=["spaced-and-exponent", "quoted", "infinite"],
+)
+def test_a_first_line_of_numbers_however_written_is_no_header(header: str) -> None:
+    data = header + "\n" + "".join(f"{i},{i * 2},{i % 2}\n" for i in range(8))
+
+    assert error_of(data).startswith("The first line looks like data, not a header")
+
+
+def test_a_header_of_numeric_names_with_one_word_is_a_header() -> None:
+    # wavelengths as feature names, say: one name that is no number makes the line a header
+    data = "400,410.5,species\n" + "".join(f"{i}.5,{i * 2},{'xy'[i % 2]}\n" for i in range(8))
+
+    formatted = fmt(data)
+
+    assert formatted.metadata.feature_names == ["400", "410.5"]
+    assert formatted.metadata.n_rows == 8
 
 
 def test_a_row_longer_than_the_header_names_its_line() -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pytest
-from dropfit import csvscan, csvsource, plaincsv
+from dropfit import csvscan, csvsource, plaincsv, plainrows
 from dropfit.csvsource import bytes_source
 from dropfit.dataset import TrainLayout, format_dataset, plan_dataset, train_object_names
 from dropfit.errors import InvalidUpload
@@ -105,6 +105,7 @@ def test_block_boundaries_change_nothing(monkeypatch: pytest.MonkeyPatch, block_
     data = make_csv(500, 2, "text", seed=7)
     expected = format_dataset(data, UploadOptions(), default_k=1)
     monkeypatch.setattr(plaincsv, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(plainrows, "PIECE_BYTES", block_bytes)
     monkeypatch.setattr(csvscan, "_CHUNK_CELLS", block_bytes)
 
     formatted = format_dataset(data, UploadOptions(), default_k=1)

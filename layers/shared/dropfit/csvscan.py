@@ -73,6 +73,12 @@ def check_header(header: list[str]) -> list[str]:
         raise InvalidUpload(
             "The CSV has a single column; it needs at least one feature column and a label column."
         )
+    if not np.isnan(to_floats(names)).any():
+        # a header-less file would silently lose its first row to the column names
+        raise InvalidUpload(
+            "The first line looks like data, not a header (every field in it is a number); "
+            "the CSV needs a header row naming the columns."
+        )
     for position, name in enumerate(names, start=1):
         if not name:
             raise InvalidUpload(f"Column {position} of the header has no name; name every column.")
@@ -181,7 +187,8 @@ class ColumnStats:
 
 def numeric_class_name(value: float) -> str:
     """3, 3.0 and 03 are one class, named after the integer value."""
-    return str(int(value)) if value == int(value) else repr(value)
+    # float(): a numpy float's repr is "np.float64(1.5)"
+    return str(int(value)) if value == int(value) else repr(float(value))
 
 
 @dataclass(slots=True)
@@ -282,7 +289,7 @@ class Scan:
     label_index: int | None  # whose LabelStats were gathered
     label: LabelStats
     size: int  # bytes read
-    plain: bool = False  # found by the plain engine (dropfit.plaincsv), which can write it
+    plain: bool = False  # found by the plain engine (dropfit.plaincsv): plainwrite can write it
     label_ids: npt.NDArray[np.uint16] | None = None  # plain: each row's label id (classifier)
 
 

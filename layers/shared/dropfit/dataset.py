@@ -29,7 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from dropfit import csvscan, plaincsv
+from dropfit import csvscan, plaincsv, plainwrite
 from dropfit.csvscan import (
     MAX_CLASSES,
     MAX_FEATURES,
@@ -144,7 +144,7 @@ class DatasetPlan:
         meta = self.metadata
         router = Router(holdout_mask(meta.n_rows, meta.test_fraction), meta.n_train, train, test)
         if self._plain:
-            plaincsv.write(self._source, self._scan, self._encoding, router)
+            plainwrite.write(self._source, self._scan, self._encoding, router)
         else:
             csvscan.write(self._source, self._scan.header, self._encoding, router)
         router.close()
@@ -165,7 +165,7 @@ def plan_dataset(
         found = csvscan.scan(source, options.label, label_hint=label)
     metadata, encoding = _decide(found, label, options, default_k)
     parts = _train_parts(found, metadata, layout)
-    plain = plaincsv.can_write(found, encoding)
+    plain = plainwrite.can_write(found, encoding)
     return DatasetPlan(metadata, parts, source, found, encoding, plain)
 
 
