@@ -113,20 +113,8 @@ def test_block_boundaries_change_nothing(monkeypatch: pytest.MonkeyPatch, block_
     assert formatted == expected
 
 
-def _uses_reference_engine(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    scan = csvscan.scan
-
-    def spy(*args: object, **kwargs: object) -> csvscan.Scan:
-        calls.append("reference")
-        return scan(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(csvscan, "scan", spy)
-    return calls
-
-
 def test_r_style_quotes_crlf_and_blank_lines_stay_on_the_fast_engine(
-    monkeypatch: pytest.MonkeyPatch,
+    reference_engine_calls: list[str],
 ) -> None:
     data = make_csv(300, 4, "text", seed=3)
     lines = data.decode().splitlines()
@@ -135,24 +123,22 @@ def test_r_style_quotes_crlf_and_blank_lines_stay_on_the_fast_engine(
         *features, label = line.split(",")
         quoted.append(",".join([*features, f'"{label}"']))
     exported = ("\r\n".join(quoted) + "\r\n\r\n").encode()
-    calls = _uses_reference_engine(monkeypatch)
 
     formatted = format_dataset(exported, UploadOptions(), default_k=1)
 
-    assert calls == []
+    assert reference_engine_calls == []
     assert formatted == format_dataset(data, UploadOptions(), default_k=1)
 
 
 def test_spaces_around_numbers_go_to_the_reference_engine_with_the_same_values(
-    monkeypatch: pytest.MonkeyPatch,
+    reference_engine_calls: list[str],
 ) -> None:
     data = make_csv(300, 4, "text", seed=4)
     spaced = data.replace(b",", b", ")
-    calls = _uses_reference_engine(monkeypatch)
 
     formatted = format_dataset(spaced, UploadOptions(), default_k=1)
 
-    assert calls == ["reference"]
+    assert reference_engine_calls == ["reference"]
     assert formatted == format_dataset(data, UploadOptions(), default_k=1)
 
 
