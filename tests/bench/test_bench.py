@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -34,22 +35,29 @@ def test_a_result_is_judged_on_its_ratio_or_value_and_serialised_as_documented()
     assert "FAIL" in table([faster, leaner])
 
 
-def test_the_demos_log_gives_the_pipeline_latency_and_its_stages() -> None:
-    lines = [
-        "  0.40 s  formatting",
-        "  0.80 s  formatted, training",
-        "  1.60 s  endpoint in service",
-        "upload -> first prediction 2.00 s",
+def test_the_pipeline_stages_come_from_the_runs_own_timestamps() -> None:
+    at = dt.datetime(2025, 3, 14, 9, 0, tzinfo=dt.UTC)
+    uploaded = at.timestamp()
+    said = [
+        (uploaded - 0.1, "Model iris: no run yet"),
+        (uploaded, "\nUploading data/iris.csv to s3://bucket/incoming/iris.csv"),
+        (uploaded + 0.9, "  0.90 s  endpoint in service"),
+        (uploaded + 1.2, "upload -> first prediction 2.00 s"),
     ]
+    job = {
+        "CreationTime": at + dt.timedelta(seconds=0.25),
+        "TrainingEndTime": at + dt.timedelta(seconds=0.75),
+    }
+    endpoint = {"LastModifiedTime": at + dt.timedelta(seconds=1.5)}
 
-    total, shares = pipeline.stage_shares(lines)
+    total, stages = pipeline.stage_seconds(said, job, endpoint)
 
     assert total == 2.0
-    assert shares == {
-        "upload": 0.2,
-        "formatting": 0.2,
-        "formatted, training": 0.4,
-        "endpoint in service": 0.2,
+    assert stages == {
+        "format (S3 event, format function)": 0.25,
+        "training": 0.5,
+        "deploy (event, deploy function, endpoint)": 0.75,
+        "first prediction (seen in service, predict)": 0.5,
     }
 
 
