@@ -349,6 +349,26 @@ def test_a_first_line_of_numbers_however_written_is_no_header(header: str) -> No
     assert error_of(data).startswith("The first line looks like data, not a header")
 
 
+def test_iris_without_its_header_is_refused_not_trained_on_a_lost_first_row() -> None:
+    rows = ["5.1,3.5,1.4,0.2,setosa", "4.9,3.0,1.4,0.2,setosa", "7.0,3.2,4.7,1.4,versicolor"]
+    data = "\n".join(rows * 4) + "\n"
+
+    assert error_of(data) == (
+        "The first line looks like data, not a header: the feature columns are named with "
+        "numbers and the label column's name 'setosa' is one of its own classes. The CSV needs "
+        "a header row naming the columns."
+    )
+
+
+def test_numbered_features_with_a_named_label_are_a_header() -> None:
+    # e.g. spectra: one column per wavelength
+    data = "400,410,420,species\n" + "".join(
+        f"{i},{i + 1},{i + 2},{'ab'[i % 2]}\n" for i in range(8)
+    )
+
+    assert fmt(data).metadata.feature_names == ["400", "410", "420"]
+
+
 def test_a_header_of_numeric_names_with_one_word_is_a_header() -> None:
     # wavelengths as feature names, say: one name that is no number makes the line a header
     data = "400,410.5,species\n" + "".join(f"{i}.5,{i * 2},{'xy'[i % 2]}\n" for i in range(8))

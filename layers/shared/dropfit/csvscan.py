@@ -73,7 +73,7 @@ def check_header(header: list[str]) -> list[str]:
         raise InvalidUpload(
             "The CSV has a single column; it needs at least one feature column and a label column."
         )
-    if not np.isnan(to_floats(names)).any():
+    if all_numbers(names):
         # a header-less file would silently lose its first row to the column names
         raise InvalidUpload(
             "The first line looks like data, not a header (every field in it is a number); "
@@ -156,6 +156,10 @@ def to_floats(values: Any) -> Floats:
     return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
         dtype=np.float64
     )
+
+
+def all_numbers(values: Sequence[str]) -> bool:
+    return not np.isnan(to_floats(values)).any()
 
 
 @dataclass(slots=True)

@@ -39,6 +39,7 @@ from dropfit.csvscan import (
     Router,
     Scan,
     Sink,
+    all_numbers,
     choose_label,
     numeric_class_name,
 )
@@ -244,6 +245,13 @@ def _decide(
             raise InvalidUpload(
                 f"Label column {name!r} has a class name of {length} characters in data "
                 f"row {row + 1}; at most {MAX_NAME_LENGTH} are allowed."
+            )
+        if name in counts and all_numbers([header[j] for j in features]):
+            # iris without its header: 5.1,3.5,1.4,0.2,setosa became the column names
+            raise InvalidUpload(
+                f"The first line looks like data, not a header: the feature columns are named "
+                f"with numbers and the label column's name {name!r} is one of its own classes. "
+                "The CSV needs a header row naming the columns."
             )
         label_map = LabelMap.from_labels(counts)
     elif column.first_bad is not None:
