@@ -161,6 +161,15 @@ class PredictApi:
         return [answer.body.encode()]
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def strict_json(text: str) -> Any:
+    """JSON as RFC 8259 has it: Python's json would take NaN and Infinity, clients would not."""
+    return json.loads(text, parse_constant=_not_json)
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -168,7 +177,7 @@ class Answer:
     body: str
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        return strict_json(self.body)
 
 
 # ------------------------------------------------------------------ the spec as judge
