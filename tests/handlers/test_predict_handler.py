@@ -159,57 +159,42 @@ def test_base64_encoded_body_is_decoded(
     assert (answer.status, answer.body["count"]) == (200, 2)
 
 
+NEIGHBOR_DISTANCES = {
+    "labelled neighbours": ("5.9,3.0,4.2,1.5", [0.1, 0.22, 0.3], [0.1, 0.22, 0.3]),
+    # 1e20 is a valid feature value, but its squared distance overflows the k-NN's float32
+    "distances beyond float32 are null": ("1e+20,3.0,4.2,1.5", [math.inf] * 3, [None] * 3),
+}
+
+
+@pytest.mark.parametrize("case", NEIGHBOR_DISTANCES.values(), ids=NEIGHBOR_DISTANCES.keys())
 def test_neighbors_query_asks_for_the_verbose_answer_and_labels_the_neighbors(
     predict_function: Function,
     runtime: RuntimeScript,
     deployed: Run,
+    case: tuple[str, list[float], list[float | None]],
 ) -> None:
+    row, distances, shown = case
     verbose = {
-        "predictions": [
-            {"predicted_label": 1.0, "labels": [1.0, 1.0, 2.0], "distances": [0.1, 0.22, 0.3]}
-        ]
+        "predictions": [{"predicted_label": 1.0, "labels": [1.0, 1.0, 2.0], "distances": distances}]
     }
-    runtime.answers(b"5.9,3.0,4.2,1.5", verbose, variant=OLD, verbose=True)
-    event = predict_event(body='{"instances": [[5.9, 3.0, 4.2, 1.5]]}', query={"neighbors": "true"})
+    runtime.answers(row.encode(), verbose, variant=OLD, verbose=True)
+    event = predict_event(body=f'{{"instances": [[{row}]]}}', query={"neighbors": "true"})
 
     answer = _call(predict_function, event)
 
     runtime.assert_done()
     assert answer.status == 200
+    assert json.loads(answer.raw, parse_constant=pytest.fail) == answer.body  # no NaN, Infinity
     assert answer.body["predictions"] == [
         {
             "label": "versicolor",
             "neighbors": [
-                {"label": "versicolor", "distance": 0.1},
-                {"label": "versicolor", "distance": 0.22},
-                {"label": "virginica", "distance": 0.3},
+                {"label": label, "distance": distance}
+                for label, distance in zip(
+                    ["versicolor", "versicolor", "virginica"], shown, strict=True
+                )
             ],
         }
-    ]
-
-
-def test_neighbors_beyond_float32_distances_come_back_as_null_in_strict_json(
-    predict_function: Function,
-    runtime: RuntimeScript,
-    deployed: Run,
-) -> None:
-    # 1e20 is a valid feature value, but its squared distance overflows the k-NN's float32
-    verbose = {
-        "predictions": [
-            {"predicted_label": 2.0, "labels": [2.0, 1.0], "distances": [math.inf, math.inf]}
-        ]
-    }
-    runtime.answers(b"1e+20,3.0,4.2,1.5", verbose, variant=OLD, verbose=True)
-    event = predict_event(body='{"instances": [[1e20, 3.0, 4.2, 1.5]]}', query={"neighbors": "1"})
-
-    answer = _call(predict_function, event)
-
-    runtime.assert_done()
-    assert answer.status == 200
-    strict = json.loads(answer.raw, parse_constant=pytest.fail)  # NaN, Infinity
-    assert strict["predictions"][0]["neighbors"] == [
-        {"label": "virginica", "distance": None},
-        {"label": "versicolor", "distance": None},
     ]
 
 
@@ -289,18 +274,26 @@ def test_a_warm_container_reads_the_model_record_once_per_ttl(
     assert [a.status for a in (first, second, third)] == [200, 200, 200]
 
 
-def test_a_new_deployment_is_seen_as_soon_as_its_variant_answers(
-    stack: Stack, predict_function: Function, runtime: RuntimeScript, deployed: Run
-) -> None:
-    reads = Reads(predict_function)
-    predict_function.module.service.clock = Clock()  # the cached record never expires by age
+def _redeployed_with_a_fifth_feature(
+    stack: Stack, function: Function, runtime: RuntimeScript
+) -> Reads:
+    """OLD answers once (its record is cached, and never expires by age); then a new upload
+    with a fifth feature is deployed as NEW. The reads so far are taken."""
+    reads = Reads(function)
+    function.module.service.clock = Clock()
     runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
-    assert _call(predict_function, predict_event(body=ONE_FLOWER)).status == 200
-    # A new upload with a fifth feature is deployed; the container still holds the old record.
+    assert _call(function, predict_event(body=ONE_FLOWER)).status == 200
     features = [*IRIS_FEATURES, "Stem.Length"]
     new = stack.seed_run(NEW, RunStatus.DEPLOYED, created_at=NEW_AT, features=features)
     stack.seed_model(desired=new, deployed=NEW)
     reads.take()
+    return reads
+
+
+def test_a_new_deployment_is_seen_as_soon_as_its_variant_answers(
+    stack: Stack, predict_function: Function, runtime: RuntimeScript, deployed: Run
+) -> None:
+    reads = _redeployed_with_a_fifth_feature(stack, predict_function, runtime)
     runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, NEW)  # (the endpoint's new variant)
     runtime.answers(b"6.7,3.0,5.2,2.3,9.0", ONE_ANSWER, NEW)
 
@@ -319,14 +312,7 @@ def test_a_new_deployment_is_seen_as_soon_as_its_variant_answers(
 def test_a_request_for_the_new_features_is_judged_by_the_current_record(
     stack: Stack, predict_function: Function, runtime: RuntimeScript, deployed: Run
 ) -> None:
-    reads = Reads(predict_function)
-    predict_function.module.service.clock = Clock()
-    runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
-    assert _call(predict_function, predict_event(body=ONE_FLOWER)).status == 200
-    features = [*IRIS_FEATURES, "Stem.Length"]
-    new = stack.seed_run(NEW, RunStatus.DEPLOYED, created_at=NEW_AT, features=features)
-    stack.seed_model(desired=new, deployed=NEW)
-    reads.take()
+    reads = _redeployed_with_a_fifth_feature(stack, predict_function, runtime)
     runtime.answers(b"6.7,3.0,5.2,2.3,9.0", ONE_ANSWER, NEW)
 
     # The cached record still names OLD (4 features); the request is right for NEW.
