@@ -22,7 +22,7 @@ import pandas as pd
 
 from dropfit.csvsource import Source, open_text
 from dropfit.errors import InvalidUpload
-from dropfit.options import FLOAT32_MAX
+from dropfit.options import DECIMAL, FLOAT32_MAX
 
 MAX_FEATURES = 1000  # keeps a run's record (feature names, classes) inside DynamoDB's 400 KB item
 MAX_CLASSES = 1000
@@ -32,8 +32,6 @@ MAX_NAME_LENGTH = 128
 TALLY_LIMIT = 10 * MAX_CLASSES
 _OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-# The text a number is written back as when the upload's own text is not plain decimal.
-DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 READ_OPTIONS: dict[str, Any] = {
     "dtype": str,
     "keep_default_na": False,

@@ -2,10 +2,11 @@
 
 Event-driven and idempotent. Every event (training finished, endpoint changed state) ends in
 :meth:`Deployer.reconcile`, which compares what the table wants served (``desired_run``: the
-newest trained run) with what the endpoint serves and issues at most one create or update. An
-endpoint that is busy is left alone: its next "Endpoint State Change" event reconciles again, so a
-model that finished training during an update is deployed right after it, never lost. Nothing is
-ever deleted; a failed update leaves SageMaker serving the previous config (it rolls back).
+newest trained run) with what the endpoint serves and issues at most one create, update or
+delete. An endpoint that is busy is left alone: its next "Endpoint State Change" event reconciles
+again, so a model that finished training during an update is deployed right after it, never lost.
+A failed update leaves SageMaker serving the previous config (it rolls back); only an endpoint
+whose first deployment failed, which never served, is deleted, to be created afresh.
 """
 
 from __future__ import annotations
@@ -189,13 +190,7 @@ class Deployer:
         outcome: str = plan.action
         if plan.action == "recreate":
             self.sagemaker.delete_endpoint(record.endpoint)
-            if changes:
-                self.table.update_model(model, **changes)
-            raise EndpointBusy(
-                f"Deleting the failed endpoint {record.endpoint}; the retry creates it with "
-                f"{plan.target}."
-            )
-        if plan.action in ("create", "update") and plan.target:
+        elif plan.action in ("create", "update") and plan.target:
             issued = (
                 self.sagemaker.create_endpoint(
                     record.endpoint, plan.target, tags(model, plan.target)
@@ -210,6 +205,11 @@ class Deployer:
                 outcome = "wait"  # busy or just created: its next state change reconciles again
         if changes:
             self.table.update_model(model, **changes)
+        if plan.action == "recreate":
+            raise EndpointBusy(
+                f"Deleting the failed endpoint {record.endpoint}; the retry creates it with "
+                f"{plan.target}."
+            )
         if endpoint is not None and endpoint.status == "Deleting":
             # No state-change event follows a deletion: let Lambda's retry come back for it.
             raise EndpointBusy(f"{record.endpoint} is being deleted; retrying later.")

@@ -19,6 +19,9 @@ PREDICTOR_TYPES = ("classifier", "regressor")
 K_MAX = 1024  # the built-in k-NN's documented maximum
 # The built-in k-NN computes in float32: beyond this a value becomes infinite and the job fails.
 FLOAT32_MAX = 3.4028234663852886e38
+# A number written as a plain decimal: no '1_000', 'inf', 'nan' or non-ASCII digits, all of which
+# float() takes. The formatter keeps such text as uploaded; predict's CSV bodies hold only these.
+DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 HYPERPARAMETER_PREFIX = "hp-"
 # Set by Dropfit itself from the data; an hp- override would make the job disagree with the data.
 RESERVED_HYPERPARAMETERS = frozenset({"feature_dim", "k", "predictor_type", "sample_size"})

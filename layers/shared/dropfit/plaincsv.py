@@ -36,10 +36,10 @@ from dropfit.csvscan import (
     ColumnStats,
     LabelStats,
     Scan,
-    check_header,
     distinct,
     first_rows,
     guess_label,
+    parse_header,
     to_floats,
 )
 from dropfit.csvsource import BLOCK_BYTES, BOM, Source, ValidatedReader, line_blocks, open_validated
@@ -142,10 +142,9 @@ def data_blocks(reader: ValidatedReader) -> tuple[str, Iterator[bytes]]:
 
 def _parse_header(line: str) -> list[str]:
     try:
-        frame = pd.read_csv(io.StringIO(line), header=None, nrows=1, **READ_OPTIONS)
-        return check_header([str(name) for name in frame.iloc[0].tolist()])
+        return parse_header(io.StringIO(line))
     except (InvalidUpload, ValueError, IndexError):
-        raise NotPlain from None
+        raise NotPlain from None  # the reference engine says what is wrong with it
 
 
 # --- pass 1 -----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import re
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from operator import itemgetter
@@ -22,11 +21,9 @@ from dropfit.errors import (
     UnsupportedMediaType,
 )
 from dropfit.labels import LabelMap
-from dropfit.options import FLOAT32_MAX
+from dropfit.options import DECIMAL, FLOAT32_MAX
 
 MAX_INSTANCES = 10_000
-# What JSON calls a number: no '1_000', no 'inf', no non-ASCII digits (float() takes all three).
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 MAX_ENDPOINT_PAYLOAD = 4 * 1024 * 1024  # serverless endpoints accept at most 4 MB per request
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv",)
@@ -207,7 +204,7 @@ def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
             cell = cells[j].strip()
             if len(cell) >= 2 and cell[0] == cell[-1] == '"':
                 cell = cell[1:-1].strip()
-            if not _DECIMAL.fullmatch(cell):
+            if not DECIMAL.fullmatch(cell):
                 raise UnprocessableRequest(
                     f"CSV row {i}, column {name!r}: {cell[:40]!r} is not a finite decimal number."
                 )

@@ -45,6 +45,11 @@ PART_BYTES = 8 * 1024 * 1024  # S3 allows 10,000 parts: objects up to 80 GB
 READ_BYTES = 4 * 1024 * 1024
 
 
+def _version(version_id: str | None) -> dict[str, str]:
+    """The VersionId argument for a version id from S3 ("null": the bucket is not versioned)."""
+    return {"VersionId": version_id} if version_id and version_id != "null" else {}
+
+
 class Storage:
     def __init__(self, client: Any, part_bytes: int = PART_BYTES) -> None:
         self.client = client
@@ -57,11 +62,8 @@ class Storage:
         as given first, then decoded, so both encodings of an event work.
         """
         for candidate in dict.fromkeys((key, unquote_plus(key))):
-            kwargs: dict[str, Any] = {"Bucket": bucket, "Key": candidate}
-            if version_id and version_id != "null":
-                kwargs["VersionId"] = version_id
             try:
-                self.client.head_object(**kwargs)
+                self.client.head_object(Bucket=bucket, Key=candidate, **_version(version_id))
             except ClientError as error:
                 if error.response["Error"]["Code"] in _GONE:
                     continue
@@ -71,7 +73,7 @@ class Storage:
 
     def open_upload(self, bucket: str, key: str, version_id: str | None) -> Upload:
         """The announced version (never a later overwrite); gone objects are a user error."""
-        return Upload(self, bucket, key, version_id)
+        return Upload(self.client, bucket, key, version_id)
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str:
         self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
@@ -92,21 +94,15 @@ class Storage:
 class Upload:
     """One object version, opened as a stream as many times as the formatter needs."""
 
-    def __init__(self, storage: Storage, bucket: str, key: str, version_id: str | None) -> None:
-        self._client = storage.client
+    def __init__(self, client: Any, bucket: str, key: str, version_id: str | None) -> None:
+        self._client = client
         self.bucket, self.key = bucket, key
-        first = self._get({"VersionId": version_id} if version_id and version_id != "null" else {})
+        first = self._get(_version(version_id))
         self.metadata: dict[str, str] = dict(first.get("Metadata", {}))
         self.version_id: str | None = first.get("VersionId")
         etag = first.get("ETag")
         # Later reads must see the same bytes: the version if there is one, else the same ETag.
-        self._pin: dict[str, str] = (
-            {"VersionId": self.version_id}
-            if self.version_id and self.version_id != "null"
-            else {"IfMatch": etag}
-            if etag
-            else {}
-        )
+        self._pin = _version(self.version_id) or ({"IfMatch": etag} if etag else {})
         self._first: Readable | None = first["Body"]
 
     def open(self) -> Readable:
@@ -205,9 +201,6 @@ class ObjectBatch:
         writer = ObjectWriter(self, key)
         self._writers.append(writer)
         return writer
-
-    def uri(self, key: str) -> str:
-        return f"s3://{self._bucket}/{key}"
 
     def commit(self) -> None:
         try:

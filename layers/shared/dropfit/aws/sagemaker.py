@@ -36,9 +36,8 @@ def _is_not_found(error: ClientError) -> bool:
 @dataclass(frozen=True, slots=True)
 class EndpointState:
     name: str
-    status: (
-        str  # Creating | Updating | SystemUpdating | RollingBack | InService | Deleting | Failed
-    )
+    # Creating | Updating | SystemUpdating | RollingBack | InService | Deleting | Failed | ...
+    status: str
     config_name: str | None
     failure_reason: str | None
 
