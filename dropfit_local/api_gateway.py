@@ -7,7 +7,8 @@
   the 2.0 rules (``statusCode``/``headers``/``cookies``/``body``/``isBase64Encoded``; any other
   JSON answer is a ``200`` ``application/json`` body).
 * API Gateway's own answers: no route ``404 {"message":"Not Found"}``, a failed function
-  ``500 {"message":"Internal Server Error"}``, a body over 10 MB ``413``.
+  ``500 {"message":"Internal Server Error"}``, a body over 10 MB (or an event over Lambda's
+  6 MB) ``413``.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from dropfit_local.lambda_runtime import InvocationError, InvocationResult
+from dropfit_local.lambda_runtime import InvocationError, InvocationResult, PayloadTooLarge
 from dropfit_local.template import HttpRoute
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload quota
-MAX_INVOKE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota
 STAGE = "$default"
 LISTEN_BACKLOG = 128  # pending connections the kernel queues for accept() (werkzeug's default)
 _TEXT_TYPES = re.compile(
@@ -395,10 +395,10 @@ class LocalHttpApi:
         )
 
     def _call(self, route: HttpRoute, event: dict[str, Any]) -> HttpResponse:
-        if len(json.dumps(event)) > MAX_INVOKE_BYTES:
-            return TOO_LARGE
         try:
             result = self._invoke(route.function_id, event)
+        except PayloadTooLarge:  # the event is over Lambda's quota: API Gateway answers 413
+            return TOO_LARGE
         except InvocationError as error:
             self._log(f"[api] {route.route_key}: {error}")
             return INTERNAL_ERROR

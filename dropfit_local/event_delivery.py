@@ -34,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dropfit_local.lambda_runtime import InvocationError, InvocationResult
 
 DEFAULT_RETRY_DELAYS = (0.2, 0.4)
+DEFAULT_RULE_RETRY_ATTEMPTS = 185  # EventBridge's RetryPolicy.MaximumRetryAttempts default
 MAX_VISIBILITY_SECONDS = 12 * 60 * 60
 _MAX_ATTRIBUTE_TEXT = 4096
 
@@ -160,53 +161,55 @@ class QueuePoller:
     def deliver(self, message: dict[str, Any]) -> None:
         """Invoke the function with one message's event, retrying, dead-lettering, deleting."""
         target = self.target
-        body: str = message["Body"]
         try:
-            event = json.loads(body)
+            event = json.loads(message["Body"])
         except ValueError as error:
-            self._finish(message, Failure("DeliveryFailure", "InvalidEvent", str(error), "", 0))
+            failure = Failure("DeliveryFailure", "InvalidEvent", str(error), "", 0)
+            self._finish(message, failure, "unreadable event")
             return
         name = _describe(event)
-        function_errors = delivery_errors = 0
+        # Function errors are retried per EventInvokeConfig, failures to reach the function per
+        # the rule's RetryPolicy: each kind counts against its own limit.
+        limits = {
+            "FunctionError": target.max_retry_attempts,
+            "DeliveryFailure": target.rule_retry_attempts,
+        }
+        retries = dict.fromkeys(limits, 0)
         while not self._stopping.is_set():
-            attempt = function_errors + delivery_errors + 1
+            attempt = sum(retries.values()) + 1
             try:
                 result = self._invoke(event)
             except InvocationError as error:
-                delivery_errors += 1
-                if delivery_errors > target.rule_retry_attempts:
-                    failure = Failure("DeliveryFailure", "InvocationError", str(error), "", attempt)
-                    self._finish(message, failure)
+                failure = Failure("DeliveryFailure", "InvocationError", str(error), "", attempt)
+                outcome = f"not delivered ({error})"
+            else:
+                if result.function_error is None:
+                    self._log(
+                        f"[delivery] {name} -> {target.label}: attempt {attempt} ok "
+                        f"({result.duration_ms:.0f} ms)"
+                    )
+                    self._delete(message)
                     return
-                wait = _delay(self._delays, delivery_errors - 1)
-                self._log(
-                    f"[delivery] {name} -> {target.label}: attempt {attempt} not delivered "
-                    f"({error}); retrying in {wait} s"
+                failure = Failure(
+                    "FunctionError",
+                    result.error_type or "Unknown",
+                    result.error_message or "",
+                    _request_id(result),
+                    attempt,
                 )
-                self._stopping.wait(wait)
-                continue
-            if result.function_error is None:
-                self._log(
-                    f"[delivery] {name} -> {target.label}: attempt {attempt} ok "
-                    f"({result.duration_ms:.0f} ms)"
-                )
-                self._delete(message)
+                outcome = f"failed ({failure.error_type}: {failure.message})"
+            retries[failure.kind] += 1
+            if retries[failure.kind] > limits[failure.kind]:
+                self._finish(message, failure, name)
                 return
-            function_errors += 1
-            error_type, error_message = result.error_type or "Unknown", result.error_message or ""
-            if function_errors > target.max_retry_attempts:
-                request_id = _request_id(result)
-                failure = Failure("FunctionError", error_type, error_message, request_id, attempt)
-                self._finish(message, failure)
-                return
-            wait = _delay(self._delays, function_errors - 1)
+            wait = _delay(self._delays, retries[failure.kind] - 1)
             self._log(
-                f"[delivery] {name} -> {target.label}: attempt {attempt} failed "
-                f"({error_type}: {error_message}); retrying in {wait} s"
+                f"[delivery] {name} -> {target.label}: attempt {attempt} {outcome}; "
+                f"retrying in {wait} s"
             )
             self._stopping.wait(wait)
 
-    def _finish(self, message: dict[str, Any], failure: Failure) -> None:
+    def _finish(self, message: dict[str, Any], failure: Failure, name: str) -> None:
         """Dead-letter the original body (when there is a destination), then delete."""
         target = self.target
         destination = (
@@ -215,7 +218,6 @@ class QueuePoller:
             else target.rule_dead_letter_url
         )
         summary = f"{failure.error_type}: {failure.message}"
-        name = _describe_body(message["Body"])
         if destination is None:
             self._log(
                 f"[delivery] {name} -> {target.label}: failed after {failure.attempts} attempt(s) "
@@ -289,13 +291,6 @@ def _describe(event: Any) -> str:
     )
     kind = event.get("detail-type", "event")
     return f"{kind!r} {subject}" if subject else repr(kind)
-
-
-def _describe_body(body: str) -> str:
-    try:
-        return _describe(json.loads(body))
-    except ValueError:
-        return "unreadable event"
 
 
 def start_pollers(pollers: Sequence[QueuePoller]) -> None:

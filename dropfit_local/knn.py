@@ -500,10 +500,7 @@ class KnnModel:
             tile = max(_TILE_POINTS, _BLOCK_ELEMENTS // block.shape[0])
             if self.index_metric == "L2":
                 ones = np.ones((block.shape[0], 1), np.float32)
-                nearest, keys = _top_k(np.hstack([block, ones]), self._keys, k, tile)
-            else:
-                nearest, keys = _top_k(block, self._keys, k, tile)
-            if self.index_metric == "L2":
+                nearest, _ = _top_k(np.hstack([block, ones]), self._keys, k, tile)
                 # Report the chosen points' distances computed directly (no cancellation).
                 diff = self._index[nearest] - block[:, None, :]
                 found = np.einsum("ijk,ijk->ij", diff, diff)
@@ -511,6 +508,7 @@ class KnnModel:
                 nearest = np.take_along_axis(nearest, order, axis=1)
                 found = np.take_along_axis(found, order, axis=1)
             else:
+                nearest, keys = _top_k(block, self._keys, k, tile)
                 found = -keys
             distances[start : start + step] = found
             indices[start : start + step] = nearest

@@ -35,7 +35,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ _ARCHITECTURE = "arm64" if platform.machine().lower() in ("arm64", "aarch64") el
 RIE_BINARY = Path(samcli.__file__).parent / "local" / "rapid" / f"aws-lambda-rie-{_ARCHITECTURE}"
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 LOG_TAIL_BYTES = 4096  # what Lambda returns as LogResult with LogType=Tail
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota
 _ERROR_KEYS = frozenset({"errorMessage", "errorType"})
 _ERROR_SHAPE = frozenset({"errorMessage", "errorType", "stackTrace", "cause", "requestId"})
 _TIMED_OUT = re.compile(r"Task timed out after [\d.]+ seconds")
@@ -91,6 +91,10 @@ class InvocationResult:
 
 class InvocationError(RuntimeError):
     """The runtime could not be reached or gave no answer (not an error of the function)."""
+
+
+class PayloadTooLarge(InvocationError):
+    """The event is over Lambda's payload quota: Lambda refuses it without running the function."""
 
 
 @dataclass(frozen=True)
@@ -350,7 +354,6 @@ class LambdaFunction:
         self._workers = [_Worker(config, i, bootstrap, log) for i in range(config.concurrency)]
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._log = log
-        self._recent: deque[float] = deque(maxlen=50)
 
     @property
     def name(self) -> str:
@@ -376,6 +379,11 @@ class LambdaFunction:
     def invoke(self, event: Any) -> InvocationResult:
         """Invoke with ``event`` (JSON-serialisable) on an idle runtime, waiting for one."""
         payload = json.dumps(event).encode()
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLarge(
+                f"[{self.config.label}] a {len(payload)}-byte event is over the "
+                f"{MAX_PAYLOAD_BYTES}-byte quota"
+            )
         worker = self._idle.get()
         try:
             if not worker.alive():

@@ -47,6 +47,7 @@ from dropfit_local import faults
 from dropfit_local.api_gateway import LocalHttpApi
 from dropfit_local.event_delivery import (
     DEFAULT_RETRY_DELAYS,
+    DEFAULT_RULE_RETRY_ATTEMPTS,
     DeliveryTarget,
     QueuePoller,
     start_pollers,
@@ -328,11 +329,7 @@ class LocalStack:
 
     def _start_functions(self, model: StackModel) -> None:
         bootstrap = write_bootstrap(self.state_dir / "runtime")
-        endpoints = {
-            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
-            "AWS_ENDPOINT_URL_SAGEMAKER": self.sagemaker_url,
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.sagemaker_url,
-        }
+        endpoints = self.endpoints()
         for spec in model.functions:
             self._check_runtime(spec)
             hook_paths, fault_variables = self._fault_variables(spec)
@@ -394,7 +391,7 @@ class LocalStack:
                     on_failure_url=_queue_url(model, spec.on_failure_arn),
                     rule_retry_attempts=rule.retry_attempts
                     if rule.retry_attempts is not None
-                    else 185,
+                    else DEFAULT_RULE_RETRY_ATTEMPTS,
                     rule_dead_letter_url=_queue_url(model, rule.dead_letter_arn),
                 )
                 function = self.functions[spec.logical_id]
@@ -459,32 +456,26 @@ class LocalStack:
         # `sam local invoke --env-vars .local/sam-env.json`: each function's variables with this
         # stack's names and endpoints. SAM overrides only variables the template declares; the
         # endpoint variables are declared (absent on AWS) under the UseLocalStack condition.
-        self.sam_env_path.write_text(
-            json.dumps(
-                {
-                    f.logical_id: {**f.environment, **self.container_endpoints()}
-                    for f in model.functions
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        endpoints = self.container_endpoints()
+        sam_env = {f.logical_id: {**f.environment, **endpoints} for f in model.functions}
+        self.sam_env_path.write_text(json.dumps(sam_env, indent=2) + "\n")
 
     @property
     def sam_env_path(self) -> Path:
         return self.state_dir / "sam-env.json"
 
+    def endpoints(self) -> dict[str, str]:
+        """The ``AWS_ENDPOINT_URL*`` variables that point a function's boto3 at this stack."""
+        return {
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_ENDPOINT_URL_SAGEMAKER": self.sagemaker_url,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.sagemaker_url,
+        }
+
     def container_endpoints(self) -> dict[str, str]:
         """This stack's endpoints as a sam local container reaches them (--add-host ...)."""
-
-        def from_container(url: str) -> str:
-            return url.replace(f"//{self.host}:", "//host.docker.internal:")
-
-        return {
-            "AWS_ENDPOINT_URL": from_container(self.aws_endpoint_url),
-            "AWS_ENDPOINT_URL_SAGEMAKER": from_container(self.sagemaker_url),
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": from_container(self.sagemaker_url),
-        }
+        here, there = f"//{self.host}:", "//host.docker.internal:"
+        return {name: url.replace(here, there) for name, url in self.endpoints().items()}
 
 
 def runtime_counts(model: StackModel, default: int, chosen: Mapping[str, int]) -> dict[str, int]:

@@ -14,7 +14,7 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -642,24 +642,20 @@ def read_stack(
         for name, output in (template.get("Outputs", {}) or {}).items()
         if resolver.is_enabled(output)
     }
+
+    def specs[T](
+        kind: str, build: Callable[[Resolver, str, Mapping[str, Any]], T]
+    ) -> tuple[T, ...]:
+        return tuple(build(resolver, i, r) for i, r in resources.items() if r["Type"] == kind)
+
     return StackModel(
         root=root,
         resolver=resolver,
         functions=functions,
-        buckets=tuple(
-            _bucket(resolver, i, r) for i, r in resources.items() if r["Type"] == "AWS::S3::Bucket"
-        ),
-        tables=tuple(
-            _table(resolver, i, r)
-            for i, r in resources.items()
-            if r["Type"] == "AWS::DynamoDB::Table"
-        ),
-        topics=tuple(
-            _topic(resolver, i, r) for i, r in resources.items() if r["Type"] == "AWS::SNS::Topic"
-        ),
-        queues=tuple(
-            _queue(resolver, i, r) for i, r in resources.items() if r["Type"] == "AWS::SQS::Queue"
-        ),
+        buckets=specs("AWS::S3::Bucket", _bucket),
+        tables=specs("AWS::DynamoDB::Table", _table),
+        topics=specs("AWS::SNS::Topic", _topic),
+        queues=specs("AWS::SQS::Queue", _queue),
         apis=apis,
         outputs=outputs,
     )

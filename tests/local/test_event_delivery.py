@@ -97,11 +97,12 @@ def make(queues: Queues) -> Iterator[Make]:
     pollers: list[QueuePoller] = []
 
     def factory(
-        function: FlakyFunction,
+        function: FlakyFunction | SlowFunction,
         *,
         retries: int = 2,
         on_failure: bool = True,
         delays: tuple[float, ...] = (0.0,),
+        parallelism: int = 1,
     ) -> tuple[QueuePoller, list[str]]:
         logs: list[str] = []
         target = DeliveryTarget(
@@ -121,6 +122,7 @@ def make(queues: Queues) -> Iterator[Make]:
             function.invoke,
             retry_delays=delays,
             wait_seconds=0,
+            parallelism=parallelism,
             log=logs.append,
         )
         pollers.append(poller)
@@ -264,28 +266,10 @@ class SlowFunction:
 
 @pytest.mark.parametrize("parallelism", [1, 3])
 def test_a_poller_delivers_as_many_events_at_once_as_its_function_has_runtimes(
-    queues: Queues, parallelism: int
+    queues: Queues, make: Make, parallelism: int
 ) -> None:
     function = SlowFunction(seconds=0.5)
-    target = DeliveryTarget(
-        label="format",
-        function_name="dropfit-local-FormatFunction",
-        source="dropfit-local-FormatFunctionObjectCreated",
-        queue_url=queues.source,
-        timeout_seconds=5,
-        max_retry_attempts=2,
-        on_failure_url=queues.on_failure,
-        rule_retry_attempts=3,
-        rule_dead_letter_url=queues.rule_dead_letter,
-    )
-    poller = QueuePoller(
-        target,
-        queues.sqs,
-        function.invoke,
-        wait_seconds=0,
-        parallelism=parallelism,
-        log=lambda _: None,
-    )
+    poller, _ = make(function, parallelism=parallelism)
     for _ in range(4):
         queues.sqs.send_message(QueueUrl=queues.source, MessageBody=BODY)
 

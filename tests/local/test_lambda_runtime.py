@@ -14,7 +14,9 @@ import requests
 
 from dropfit_local.api_gateway import LocalHttpApi
 from dropfit_local.lambda_runtime import (
+    MAX_PAYLOAD_BYTES,
     LambdaFunction,
+    PayloadTooLarge,
     RuntimeConfig,
     lambda_environment,
     start_functions,
@@ -170,6 +172,15 @@ def test_each_runtime_serves_one_invocation_at_a_time(make: Factory) -> None:
     function.invoke({"seconds": 0})
     assert run_two(function) < 1.9  # two runtimes: in parallel
     assert run_two(make("slow", concurrency=1)) >= 2  # one runtime: one after the other
+
+
+def test_events_over_the_payload_quota_are_refused_without_running_the_function(
+    make: Factory,
+) -> None:
+    function = make("echo")
+    with pytest.raises(PayloadTooLarge):
+        function.invoke({"body": "x" * MAX_PAYLOAD_BYTES})
+    assert function.invoke({}).function_error is None
 
 
 def test_stop_leaves_no_process(make: Factory) -> None:

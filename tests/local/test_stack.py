@@ -115,12 +115,17 @@ def greet(event, context):
 """
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    root = tmp_path_factory.mktemp("wiring")
+def write_project(root: Path) -> Path:
+    """The template and its handlers in ``root``; returns ``root``."""
     (root / "template.yaml").write_text(TEMPLATE)
     (root / "src").mkdir()
     (root / "src" / "app.py").write_text(textwrap.dedent(HANDLERS))
+    return root
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    root = write_project(tmp_path_factory.mktemp("wiring"))
     stack = LocalStack(
         root=root,
         aws_port=0,
@@ -264,11 +269,8 @@ def test_routes_come_from_the_template(stack: LocalStack) -> None:
 
 
 def test_stop_leaves_nothing_listening(tmp_path: Path) -> None:
-    (tmp_path / "template.yaml").write_text(TEMPLATE)
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "app.py").write_text(textwrap.dedent(HANDLERS))
     stack = LocalStack(
-        root=tmp_path,
+        root=write_project(tmp_path),
         aws_port=0,
         api_port=0,
         sagemaker_port=0,
