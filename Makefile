@@ -42,7 +42,7 @@ load-quick: install ## the load test for 10 s (make test also runs it briefly, o
 	$(RUN) python -m tests.load --seconds 10 --warmup 2 --window 3
 
 bench: install ## every benchmark at full size (~5 min): table + bench/results.json
-	PATH="$(PY313_DIR):$$PATH" $(RUN) python -m bench.run
+	$(RUN) python -m bench.run
 
 bench-quick: install ## the benchmarks at small sizes, as CI runs them so that they cannot rot
 	$(RUN) python -m bench.run --quick
@@ -61,7 +61,7 @@ validate: install ## sam validate --lint (offline)
 	AWS_DEFAULT_REGION=$(REGION) $(RUN) sam validate --lint
 
 build: install ## sam build (arm64, no container; needs python3.13 on PATH)
-	PATH="$(PY313_DIR):$$PATH" $(RUN) sam build
+	$(if $(PY313_DIR),PATH="$(PY313_DIR):$$PATH") $(RUN) sam build
 
 deploy: build ## sam deploy --guided (needs AWS credentials)
 	$(RUN) sam deploy --guided

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from statistics import median
 from typing import Any
 
-from bench.core import ROOT, Context, Result, Target, benchmark, median, python_env, run_child
+from bench.coldstart_child import HEAVY
+from bench.core import ROOT, Context, Result, Target, benchmark, python_env, run_child
 
 FUNCTIONS = {  # function -> (its logical id, the clients its module creates)
     "predict": ("PredictFunction", ("dynamodb", "sagemaker", "sagemaker-runtime")),
     "deploy": ("DeployFunction", ("dynamodb", "sagemaker", "sns")),
     "format": ("FormatFunction", ("s3", "dynamodb", "sagemaker", "sns")),
 }
-HEAVY = ("pandas", "numpy", "pyarrow")  # what predict and deploy must not import
 RUNS, QUICK_RUNS = 9, 3
 
 
@@ -29,17 +30,13 @@ def lambda_env(function: str) -> dict[str, str]:
     """The function's variables (events/env.json), in an environment that looks like Lambda's."""
     logical_id, _ = FUNCTIONS[function]
     variables = json.loads((ROOT / "events" / "env.json").read_text())[logical_id]
-    env = python_env(**{k: str(v) for k, v in variables.items()})
-    for name in [k for k in env if k.startswith("AWS_ENDPOINT_URL")]:
-        del env[name]  # sam local's endpoints for the local stack: not Lambda's
-    env.update(
-        {
-            "LAMBDA_TASK_ROOT": str(ROOT / "functions" / function),
-            "AWS_LAMBDA_FUNCTION_NAME": f"dropfit-{function}",
-            "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
-        }
+    # python_env drops the caller's AWS_* variables, sam local's endpoints among them.
+    return python_env(
+        **{k: str(v) for k, v in variables.items()},
+        LAMBDA_TASK_ROOT=str(ROOT / "functions" / function),
+        AWS_LAMBDA_FUNCTION_NAME=f"dropfit-{function}",
+        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
     )
-    return env
 
 
 # --- the benchmark ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import operator
 import os
-import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -112,10 +111,6 @@ def benchmark(name: str, *, quick: bool = True) -> Callable[[Benchmark], Benchma
 
 
 # --- measuring ------------------------------------------------------------------------------
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
 
 
 def python_env(**extra: str) -> dict[str, str]:

@@ -112,11 +112,11 @@ def _measure(kind: str, csv: Path, out: Path) -> dict[str, Any]:
     return run_child(["-m", "bench.formatter", kind, str(csv), str(out)])
 
 
-def _runs(size: int, quick: bool) -> tuple[int, int]:
+def _runs(size: int) -> tuple[int, int]:
     """(streaming runs, naive runs): the best of several, fewer where a run is long."""
     if size >= 1000 * MB:
         return 1, 1
-    return (5, 3) if size <= 10 * MB or quick else (5, 2)
+    return (5, 3) if size <= 10 * MB else (5, 2)
 
 
 @benchmark("formatter")
@@ -127,7 +127,7 @@ def formatter(ctx: Context) -> Iterator[Result]:
         csv = synthetic.cached_csv(size)
         mb = csv.stat().st_size / MB
         ours_dir, naive_dir = ctx.workdir / f"ours-{label}", ctx.workdir / f"naive-{label}"
-        n_ours, n_naive = _runs(size, ctx.quick)
+        n_ours, n_naive = _runs(size)
         ours, theirs = [], []
         for i in range(max(n_ours, n_naive)):  # interleaved: both see the same machine load
             if i < n_ours:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bench.core import Context, Result, Target, benchmark, run_child
+from bench.core import ROOT, Context, Result, Target, benchmark, run_child
 
 POINTS, DIM, QUERIES, K, BATCH = 100_000, 64, 10_000, 10, 1_000
 QUICK = (20_000, 32, 2_000, 10, 500)
@@ -110,7 +110,6 @@ def _iris_accuracy() -> float:
     from dropfit.dataset import format_dataset
     from dropfit.options import UploadOptions
 
-    from bench.core import ROOT
     from dropfit_local import knn
 
     iris = (ROOT / "tests" / "data" / "iris.csv").read_bytes()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,12 +25,6 @@ from bench.core import Context, Result, Target, benchmark
 ENDPOINT_DELAY_S = 0.3
 _UPLOAD = re.compile(r"^\s*Uploading ")
 _TOTAL = re.compile(r"upload -> first prediction ([\d.]+) s")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def stage_seconds(
@@ -57,6 +50,7 @@ def stage_seconds(
 def pipeline(ctx: Context) -> Iterator[Result]:
     """Local stack: upload iris -> first successful prediction (second, warm run)."""
     from dropfit_local.demo import run_demo
+    from dropfit_local.lambda_runtime import free_port
     from dropfit_local.stack import LocalStack
 
     said: list[tuple[float, str]] = []
@@ -64,9 +58,9 @@ def pipeline(ctx: Context) -> Iterator[Result]:
         stack = LocalStack(
             state_dir=Path(state),
             log=lambda _: None,
-            aws_port=_free_port(),
-            api_port=_free_port(),
-            sagemaker_port=_free_port(),
+            aws_port=free_port(),
+            api_port=free_port(),
+            sagemaker_port=free_port(),
             endpoint_delay_seconds=ENDPOINT_DELAY_S,
         )
         with stack:

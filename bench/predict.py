@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import io
 import json
 import os
@@ -26,13 +25,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from statistics import median
 from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 
-from bench.core import ROOT, Context, Result, Target, benchmark, median, run_child
+from bench.coldstart_child import load_function
+from bench.core import ROOT, Context, Result, Target, benchmark, run_child
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 FEATURES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"]
@@ -169,16 +170,6 @@ def _powertools_floor() -> Any:
     return handler
 
 
-def _load_predict_function() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "dropfit_function_predict", ROOT / "functions" / "predict" / "app.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _per_call(handler: Any, event: dict[str, Any], context: Any, calls: int) -> float:
     events = [copy.deepcopy(event) for _ in range(calls)]  # Powertools may keep state on it
     started = time.perf_counter()
@@ -214,7 +205,7 @@ def child(rows: int) -> dict[str, Any]:
         {"predictions": [{"predicted_label": float(i % 3)} for i in range(rows)]}
     ).encode()
     items = _items()
-    app = _load_predict_function()
+    app = load_function("predict")
     _stub_sends(app.service.runtime.client, "InvokeEndpoint", _endpoint_answer(answer))
     _stub_sends(app.service.table.client, "GetItem", _table_answer(items))
     runtime = boto3.client("sagemaker-runtime")

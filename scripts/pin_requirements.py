@@ -16,9 +16,22 @@ import sys
 import tomllib
 from pathlib import Path
 
+from packaging.markers import Marker
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
+# Where sam build installs: Lambda's python3.13 on arm64 Linux (template.yaml's Globals). Marker
+# variables not named here are the running interpreter's.
+LAMBDA = {
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "platform_machine": "aarch64",
+    "platform_system": "Linux",
+    "sys_platform": "linux",
+    "os_name": "posix",
+    "python_version": "3.13",
+}
 FORMAT_ONLY = {"pandas", "numpy"}
 TARGETS = {
     "layers/shared/requirements.txt": "the shared layer: Powertools and the SDK the tests ran",
@@ -26,13 +39,9 @@ TARGETS = {
 }
 
 
-def _normal(name: str) -> str:
-    return name.lower().replace("_", "-")
-
-
 def _closure(packages: dict[str, dict], roots: list[Requirement]) -> dict[str, str]:
     pinned: dict[str, str] = {}
-    todo = [(_normal(r.name), set(r.extras)) for r in roots]
+    todo = [(canonicalize_name(r.name), set(r.extras)) for r in roots]
     seen: set[tuple[str, frozenset[str]]] = set()
     while todo:
         name, extras = todo.pop()
@@ -45,22 +54,23 @@ def _closure(packages: dict[str, dict], roots: list[Requirement]) -> dict[str, s
         for extra in extras:
             deps += package.get("optional-dependencies", {}).get(extra, [])
         for dep in deps:
-            marker = dep.get("marker", "")
-            if "sys_platform == 'win32'" in marker or "implementation == 'PyPy'" in marker:
-                continue  # Lambda is Linux CPython
-            todo.append((_normal(dep["name"]), set(dep.get("extra", []))))
+            if "marker" in dep and not Marker(dep["marker"]).evaluate(LAMBDA):
+                continue
+            todo.append((canonicalize_name(dep["name"]), set(dep.get("extra", []))))
     return pinned
 
 
 def render() -> dict[str, str]:
     lock = tomllib.loads((ROOT / "uv.lock").read_text())
-    packages = {_normal(p["name"]): p for p in lock["package"]}
+    packages: dict[str, dict] = {canonicalize_name(p["name"]): p for p in lock["package"]}
     runtime = [
         Requirement(r)
         for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     ]
-    layer = _closure(packages, [r for r in runtime if _normal(r.name) not in FORMAT_ONLY])
-    format_only = _closure(packages, [r for r in runtime if _normal(r.name) in FORMAT_ONLY])
+    layer = _closure(packages, [r for r in runtime if canonicalize_name(r.name) not in FORMAT_ONLY])
+    format_only = _closure(
+        packages, [r for r in runtime if canonicalize_name(r.name) in FORMAT_ONLY]
+    )
     format_only = {n: v for n, v in format_only.items() if n not in layer}
     files = {}
     for path, pins in zip(TARGETS, (layer, format_only), strict=True):

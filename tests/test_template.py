@@ -21,7 +21,7 @@ import pytest
 from dropfit import names, settings
 from packaging.requirements import Requirement
 
-from bench.package import python313
+from bench.package import python313, sam_build
 
 # smdebug-rulesconfig (a sagemaker-core dependency) installs a top-level "tests" package, which
 # shadows this folder unless it has an __init__.py; import the helper either way.
@@ -603,25 +603,7 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if python is None:
         pytest.skip("sam build needs a python3.13 with pip on PATH")
     build = tmp_path_factory.mktemp("sam") / "build"
-    result = subprocess.run(
-        [
-            str(SAM),
-            "build",
-            "--template-file",
-            str(ROOT / "template.yaml"),
-            "--build-dir",
-            str(build),
-            "--cache-dir",
-            str(build.parent / "cache"),
-        ],
-        # SAM keeps dependency folders under the working directory's .aws-sam: not in the repo.
-        cwd=build.parent,
-        env=offline_env(PATH=f"{python.parent}{os.pathsep}{os.environ['PATH']}"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = sam_build(build, python, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return build
 
