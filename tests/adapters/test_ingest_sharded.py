@@ -3,23 +3,17 @@ least, read ShardedByS3Key; the same rows as the one-object channel."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-import pytest
 from dropfit.aws.s3 import Storage
 from dropfit.dataset import format_dataset
 from dropfit.ingest import Ingestor, UploadedObject
 from dropfit.options import UploadOptions
 from dropfit.records import Run
 from dropfit.settings import FormatSettings
-from moto import mock_aws
 
-from tests.conftest import DATA
-
-BUCKET = "dropfit-data"
+from .conftest import BUCKET, versioned
 
 
 @dataclass
@@ -69,24 +63,16 @@ def settings(instances: int) -> FormatSettings:
     )
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        yield client
-
-
-def test_two_training_instances_get_a_training_object_each_read_sharded_by_key(s3: Any) -> None:
-    iris = (DATA / "iris.csv").read_bytes()
-    version = s3.put_object(Bucket=BUCKET, Key="incoming/iris.csv", Body=iris)["VersionId"]
+def test_two_training_instances_get_a_training_object_each_read_sharded_by_key(
+    s3: Any, iris_csv: bytes
+) -> None:
+    versioned(s3)
+    version = s3.put_object(Bucket=BUCKET, Key="incoming/iris.csv", Body=iris_csv)["VersionId"]
     table, sagemaker = Table(), SageMaker()
     ingestor = Ingestor(settings(2), Storage(s3), table, sagemaker, Notifier())  # type: ignore[arg-type]
 
     result = ingestor.process(
-        UploadedObject(BUCKET, "incoming/iris.csv", version, None, None, len(iris))
+        UploadedObject(BUCKET, "incoming/iris.csv", version, None, None, len(iris_csv))
     )
 
     assert result.outcome == "started"
@@ -103,7 +89,7 @@ def test_two_training_instances_get_a_training_object_each_read_sharded_by_key(s
         for i in (0, 1)
     ]
     assert [p.count(b"\n") for p in parts] == [56, 56]
-    assert b"".join(parts) == format_dataset(iris, UploadOptions(), 1).train_csv
+    assert b"".join(parts) == format_dataset(iris_csv, UploadOptions(), 1).train_csv
     (request,) = sagemaker.requests
     train = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]
     assert (train["S3Uri"], train["S3DataDistributionType"]) == (

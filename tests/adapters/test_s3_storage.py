@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from dropfit.aws.s3 import Storage
 from dropfit.errors import InvalidUpload
-from moto import mock_aws
 
-BUCKET = "dropfit-data"
+from .conftest import BUCKET, versioned
+
 MiB = 1024 * 1024
 PART = 5 * MiB  # S3's (and moto's) smallest part but the last
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
-def _versioned(s3: Any) -> None:
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
 
 
 def _keys(s3: Any) -> list[str]:
@@ -34,7 +19,7 @@ def _keys(s3: Any) -> list[str]:
 
 
 def test_every_read_sees_the_announced_version_even_after_an_overwrite(s3: Any) -> None:
-    _versioned(s3)
+    versioned(s3)
     first = s3.put_object(Bucket=BUCKET, Key="incoming/a.csv", Body=b"v1", Metadata={"k": "3"})
 
     upload = Storage(s3).open_upload(BUCKET, "incoming/a.csv", first["VersionId"])

@@ -8,10 +8,12 @@ formatted dataset holds.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import pytest
 import yaml
 
 from tests.corpus.generators import GENERATORS
@@ -127,3 +129,19 @@ def load_cases() -> tuple[Case, ...]:
     if duplicates:
         raise ValueError(f"duplicate case ids: {duplicates}")
     return cases
+
+
+def params(cases: Iterable[Case], **xfail: Any) -> list[Any]:
+    """The cases as pytest params, one with a known bug a strict xfail (given ``xfail`` too)."""
+    return [
+        pytest.param(
+            case,
+            id=case.id,
+            marks=(
+                [pytest.mark.xfail(strict=True, reason=case.known_bug, **xfail)]
+                if case.known_bug
+                else []
+            ),
+        )
+        for case in cases
+    ]

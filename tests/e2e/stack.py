@@ -20,13 +20,14 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
+IRIS = (DATA / "iris.csv").read_bytes()
 STARTUP_SECONDS = 60
 RUN_SECONDS = 120
 
@@ -101,6 +102,9 @@ class Local:
             f"{self.api}/models/{model}/predict", json={"instances": instances}, timeout=60
         )
 
+    def training_jobs(self, name_contains: str) -> list[dict[str, Any]]:
+        return list_all(self.sagemaker.list_training_jobs, "TrainingJobSummaries", name_contains)
+
     def log_count(self, text: str) -> int:
         return self.log_path.read_text(errors="replace").count(text)
 
@@ -139,6 +143,18 @@ class Local:
             self.events.delete_rule(Name=name)
             self.sqs.delete_queue(QueueUrl=url)
 
+    def redeliver(self, message: dict[str, Any], copies: int = 1) -> dict[str, Any]:
+        """Put the event a spy received on the bus again, ``copies`` times at once, as
+        EventBridge's at-least-once delivery may; PutEvents' answer."""
+        event = json.loads(message["Body"])
+        entry = {
+            "Source": event["source"],
+            "DetailType": event["detail-type"],
+            "Detail": json.dumps(event["detail"]),
+            "Resources": event["resources"],
+        }
+        return dict(self.events.put_events(Entries=[entry] * copies))
+
     def spy_on_uploads(self, key: str) -> AbstractContextManager[Messages]:
         """A copy of every "Object Created" event of ``key`` (see :meth:`spy`)."""
         return self.spy(
@@ -174,7 +190,7 @@ class Messages:
         while batch := self.local.sqs.receive_message(
             QueueUrl=self.url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
         ).get("Messages", []):
-            self.received.extend(batch)
+            self.received.extend(cast(list[dict[str, Any]], batch))
             self.local.sqs.delete_message_batch(
                 QueueUrl=self.url,
                 Entries=[
@@ -192,6 +208,18 @@ class Messages:
                 seconds,
             )
         )
+
+
+def list_all(call: Any, key: str, name_contains: str) -> list[dict[str, Any]]:
+    """Every item of a SageMaker List call, following NextToken."""
+    items: list[dict[str, Any]] = []
+    token: dict[str, str] = {}
+    while True:
+        page = call(NameContains=name_contains, MaxResults=100, **token)
+        items.extend(page[key])
+        if "NextToken" not in page:
+            return items
+        token = {"NextToken": page["NextToken"]}
 
 
 def _tail(path: Path, lines: int = 60) -> str:

@@ -31,11 +31,10 @@ from tests.security.api import (
 )
 from tests.security.test_api_attack import HOSTILE, PREDICT, Hostile, generated_cases, judge
 
-from .stack import DATA, Local
+from .stack import IRIS, Local
 
 pytestmark = pytest.mark.e2e
 
-IRIS = (DATA / "iris.csv").read_bytes()
 IRIS_HEADER = '"Sepal.Length","Sepal.Width","Petal.Length","Petal.Width","Species"'
 # The seeded models of the in-process attack, as models of this test's own uploaded here.
 MODELS = {"iris": "api-live", "unicode": "api-live-unicode"}

@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 import requests
 
-from .stack import DATA, Local
+from .stack import IRIS, Local, list_all
 
 pytestmark = pytest.mark.e2e
 
-IRIS = (DATA / "iris.csv").read_bytes()
 BURST = [f"burst-{i}" for i in range(10)]
 CLIENTS = 50
 DUPLICATE = '"message":"duplicate upload event ignored"'  # the format function's log line
@@ -50,15 +49,8 @@ def test_ten_uploads_at_once_and_an_event_delivered_three_times_make_ten_jobs_an
     with local.spy_on_uploads(repeated_key) as spy, ThreadPoolExecutor(len(BURST)) as pool:
         list(pool.map(lambda model: local.upload(f"{model}.csv", IRIS), BURST))
         (message,) = spy.wait_for(repeated_key)
-        event = json.loads(message["Body"])
         # EventBridge delivers at least once: the identical event twice more, at once.
-        entry = {
-            "Source": event["source"],
-            "DetailType": event["detail-type"],
-            "Detail": json.dumps(event["detail"]),
-            "Resources": event["resources"],
-        }
-        assert local.events.put_events(Entries=[entry, entry])["FailedEntryCount"] == 0
+        assert local.redeliver(message, copies=2)["FailedEntryCount"] == 0
         runs = dict(zip(BURST, pool.map(local.wait_for_new_run, BURST), strict=True))
     local.wait_until(
         "three deliveries of the repeated event", lambda: local.log_count(delivered) == 3
@@ -67,7 +59,7 @@ def test_ten_uploads_at_once_and_an_event_delivered_three_times_make_ten_jobs_an
     served = {model: d["deployed_run"]["run"] for model, d in runs.items()}
     assert all(d["status"] == "ready" for d in runs.values()), runs
     assert all(d["latest_run"]["run"] == served[model] for model, d in runs.items())
-    jobs = list_all(local.sagemaker.list_training_jobs, "TrainingJobSummaries", "dropfit-burst-")
+    jobs = local.training_jobs("dropfit-burst-")
     assert sorted(job["TrainingJobName"] for job in jobs) == sorted(served.values())
     assert {job["TrainingJobStatus"] for job in jobs} == {"Completed"}
     endpoints = list_all(local.sagemaker.list_endpoints, "Endpoints", "dropfit-burst-")
@@ -173,15 +165,3 @@ def test_predictions_during_an_endpoint_update_carry_the_labels_of_the_run_that_
 
 def run_of(answer: Answer) -> str | None:
     return answer.body.get("run") if answer.status == 200 and answer.body else None
-
-
-def list_all(call: Any, key: str, name_contains: str) -> list[dict[str, Any]]:
-    """Every item of a SageMaker List call, following NextToken."""
-    items: list[dict[str, Any]] = []
-    token: dict[str, str] = {}
-    while True:
-        page = call(NameContains=name_contains, MaxResults=100, **token)
-        items.extend(page[key])
-        if "NextToken" not in page:
-            return items
-        token = {"NextToken": page["NextToken"]}

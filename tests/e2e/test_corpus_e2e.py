@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.corpus import Case, load_cases
+from tests.corpus import Case, load_cases, params
 from tests.template_utils import load_template
 
 from .stack import Local
@@ -67,25 +67,12 @@ def corpus_runs(local: Local) -> dict[str, dict[str, Any] | None]:
     return runs
 
 
-def _params() -> list[Any]:
-    return [
-        pytest.param(
-            case,
-            id=case.id,
-            marks=[pytest.mark.xfail(strict=True, reason=case.known_bug)] if case.known_bug else [],
-        )
-        for case in CASES
-    ]
-
-
-@pytest.mark.parametrize("case", _params())
+@pytest.mark.parametrize("case", params(CASES))
 def test_upload_through_s3_ends_as_the_manifest_says(
     local: Local, corpus_runs: dict[str, dict[str, Any] | None], case: Case
 ) -> None:
     run = corpus_runs[case.id]
-    jobs = local.sagemaker.list_training_jobs(
-        NameContains=f"{PREFIX}-{case.model}-", MaxResults=100
-    )["TrainingJobSummaries"]
+    jobs = local.training_jobs(f"{PREFIX}-{case.model}-")
     ours = [j for j in jobs if j["TrainingJobName"].startswith(f"{PREFIX}-{case.model}-")]
 
     assert run is not None, f"no run of {case.model} settled in {SETTLE_SECONDS} s"

@@ -15,11 +15,10 @@ import pytest
 from dropfit_local import faults
 from tests.template_utils import load_template
 
-from .stack import DATA, Local, Messages
+from .stack import IRIS, Local, Messages
 
 pytestmark = pytest.mark.e2e
 
-IRIS = (DATA / "iris.csv").read_bytes()
 FORMAT = load_template()["Resources"]["FormatFunction"]["Properties"]
 # Lambda's asynchronous retries of a failed invocation, as the template configures them.
 RETRIES = int(FORMAT["EventInvokeConfig"]["MaximumRetryAttempts"])
@@ -132,7 +131,7 @@ def test_a_handler_crashing_past_its_retries_dead_letters_the_event_intact_for_a
     assert local.log_count(f"{key} -> format: failed after {RETRIES + 1} attempt(s)") == 1
     # Nothing happened on the event's behalf, and the upload is untouched.
     assert local.describe("crashy") is None
-    assert list_jobs(local, "dropfit-crashy-") == []
+    assert local.training_jobs("dropfit-crashy-") == []
     stored = local.s3.get_object(Bucket=local.bucket, Key=key)
     assert (stored["VersionId"], stored["Body"].read()) == (version, IRIS)
 
@@ -144,7 +143,7 @@ def test_a_handler_crashing_past_its_retries_dead_letters_the_event_intact_for_a
 
     assert description["status"] == "ready"
     assert description["latest_run"]["source"]["key"] == key
-    assert [job["TrainingJobName"] for job in list_jobs(local, "dropfit-crashy-")] == [
+    assert [job["TrainingJobName"] for job in local.training_jobs("dropfit-crashy-")] == [
         description["deployed_run"]["run"]
     ]
     assert answered_by(local, "crashy") == description["deployed_run"]["run"]
@@ -181,11 +180,3 @@ def test_a_failed_endpoint_update_keeps_the_previous_model_serving_and_the_run_s
     recovered = local.wait_for_new_run("sturdy", previous=failed["run"])
     assert recovered["status"] == "ready"
     assert answered_by(local, "sturdy") == recovered["deployed_run"]["run"] != good_run
-
-
-def list_jobs(local: Local, prefix: str) -> list[dict[str, Any]]:
-    return list(
-        local.sagemaker.list_training_jobs(NameContains=prefix, MaxResults=100)[
-            "TrainingJobSummaries"
-        ]
-    )

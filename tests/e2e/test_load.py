@@ -12,7 +12,7 @@ import pytest
 
 from tests.load.driver import feature_rows, run_load
 
-from .stack import DATA, Local
+from .stack import DATA, IRIS, Local
 
 pytestmark = [pytest.mark.e2e, pytest.mark.load]
 
@@ -22,7 +22,7 @@ MAX_GROWTH = 0.10  # of the stack's total RSS: noise, not a leak
 
 
 def test_sustained_predictions_are_all_served_and_the_stack_does_not_grow(local: Local) -> None:
-    local.upload("steady-load.csv", (DATA / "iris.csv").read_bytes())
+    local.upload("steady-load.csv", IRIS)
     assert local.wait_for_new_run("steady-load")["status"] == "ready"
     url = f"{local.api}/models/steady-load/predict"
     rows = feature_rows(DATA / "iris.csv")

@@ -10,11 +10,22 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import pytest
+from dropfit.records import Run, RunStatus
 from moto import mock_aws
 
 from tests.conftest import load_function
 
-from .support import Function, LambdaContextStub, Stack, build_stack, function_env, region_of_env
+from .support import (
+    METRICS,
+    OLD,
+    OLD_AT,
+    Function,
+    LambdaContextStub,
+    Stack,
+    build_stack,
+    function_env,
+    region_of_env,
+)
 
 Loader = Callable[[str], ModuleType]
 
@@ -54,3 +65,11 @@ def deploy_function(load: Loader) -> Function:
 @pytest.fixture
 def predict_function(load: Loader) -> Function:
     return Function(load("predict"), LambdaContextStub(function_name="dropfit-predict"))
+
+
+@pytest.fixture
+def deployed(stack: Stack) -> Run:
+    """iris is trained and deployed: the endpoint serves OLD."""
+    old = stack.seed_run(OLD, RunStatus.DEPLOYED, created_at=OLD_AT, metrics=METRICS)
+    stack.seed_model(desired=old, deployed=OLD)
+    return old

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlencode
 
 import boto3
@@ -29,6 +29,13 @@ from tests.template_utils import ROOT, load_template
 EVENTS = ROOT / "events"
 IRIS_FEATURES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"]
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
+# Two uploads of iris an hour apart, as the tests that arrange the table seed them (seed_run).
+ENDPOINT = "dropfit-iris"
+OLD = "dropfit-iris-0a0a0a0a0a0a"  # uploaded first
+NEW = "dropfit-iris-1b1b1b1b1b1b"  # uploaded an hour later
+OLD_AT = "2025-03-14T09:00:00.000Z"
+NEW_AT = "2025-03-14T10:00:00.000Z"
+METRICS = {"test:accuracy": 0.9736842105263158}
 _SETTINGS: dict[str, tuple[str, type[FormatSettings | DeploySettings | PredictSettings]]] = {
     "format": ("FormatFunction", FormatSettings),
     "deploy": ("DeployFunction", DeploySettings),
@@ -412,17 +419,13 @@ def spy_on(client: Any) -> CallSpy:
 _EPOCH = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 
 
-class SageMakerScript:
-    """The SageMaker calls a test expects, in order, with their answers (botocore Stubber).
+class _Script:
+    """A client's calls, scripted with botocore's Stubber while the script is entered."""
 
-    Anything else the code sends (another create, an update, any delete) fails the test.
-    """
-
-    def __init__(self, client: Any, region: str) -> None:
+    def __init__(self, client: Any) -> None:
         self.stubber = Stubber(client)
-        self.arn = f"arn:aws:sagemaker:{region}:123456789012"
 
-    def __enter__(self) -> SageMakerScript:
+    def __enter__(self) -> Self:
         self.stubber.activate()
         return self
 
@@ -431,6 +434,17 @@ class SageMakerScript:
 
     def assert_done(self) -> None:
         self.stubber.assert_no_pending_responses()
+
+
+class SageMakerScript(_Script):
+    """The SageMaker calls a test expects, in order, with their answers (botocore Stubber).
+
+    Anything else the code sends (another create, an update, any delete) fails the test.
+    """
+
+    def __init__(self, client: Any, region: str) -> None:
+        super().__init__(client)
+        self.arn = f"arn:aws:sagemaker:{region}:123456789012"
 
     def training_job(self, job: str, artifact: str, metrics: dict[str, float]) -> None:
         self.stubber.add_response(
@@ -539,21 +553,8 @@ def streaming(data: bytes) -> StreamingBody:
     return StreamingBody(io.BytesIO(data), len(data))
 
 
-class RuntimeScript:
+class RuntimeScript(_Script):
     """What the endpoint answers (botocore Stubber on sagemaker-runtime), call by call."""
-
-    def __init__(self, client: Any) -> None:
-        self.stubber = Stubber(client)
-
-    def __enter__(self) -> RuntimeScript:
-        self.stubber.activate()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stubber.deactivate()
-
-    def assert_done(self) -> None:
-        self.stubber.assert_no_pending_responses()
 
     def answers(
         self,

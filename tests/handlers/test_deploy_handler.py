@@ -11,6 +11,7 @@ import pytest
 from dropfit.records import RunStatus
 
 from .support import (
+    ENDPOINT,
     Function,
     Stack,
     endpoint_event,
@@ -18,8 +19,6 @@ from .support import (
     spy_on,
     training_event,
 )
-
-ENDPOINT = "dropfit-iris"
 
 
 @pytest.fixture

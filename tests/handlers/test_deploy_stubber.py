@@ -16,6 +16,12 @@ from dropfit.deployment import EndpointBusy
 from dropfit.records import Run, RunStatus
 
 from .support import (
+    ENDPOINT,
+    METRICS,
+    NEW,
+    NEW_AT,
+    OLD,
+    OLD_AT,
     Function,
     SageMakerScript,
     Stack,
@@ -26,12 +32,6 @@ from .support import (
 # Invocations that raise add no metric; Powertools warns about the empty flush, as expected.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-ENDPOINT = "dropfit-iris"
-OLD = "dropfit-iris-0a0a0a0a0a0a"  # uploaded first
-NEW = "dropfit-iris-1b1b1b1b1b1b"  # uploaded an hour later
-OLD_AT = "2025-03-14T09:00:00.000Z"
-NEW_AT = "2025-03-14T10:00:00.000Z"
-METRICS = {"test:accuracy": 0.9736842105263158}
 ROLLED_BACK = (
     "The primary container for production variant dropfit-iris-1b1b1b1b1b1b did not pass the "
     "ping health check. Please check CloudWatch logs for this endpoint."
@@ -52,14 +52,6 @@ def sagemaker(deploy_function: Function, stack: Stack) -> Iterator[SageMakerScri
         yield script
 
 
-@pytest.fixture
-def old_run_serving(stack: Stack) -> Run:
-    """The first upload is deployed: the endpoint serves OLD."""
-    old = stack.seed_run(OLD, RunStatus.DEPLOYED, created_at=OLD_AT, metrics=METRICS)
-    stack.seed_model(desired=old, deployed=OLD)
-    return old
-
-
 def _script_training_finished(sagemaker: SageMakerScript, job: str) -> None:
     sagemaker.training_job(job, _artifact(job), METRICS)
     sagemaker.creates_model(job)
@@ -70,7 +62,7 @@ def test_model_trained_while_the_endpoint_serves_the_old_run_updates_it_in_place
     stack: Stack,
     deploy_function: Function,
     sagemaker: SageMakerScript,
-    old_run_serving: Run,
+    deployed: Run,
 ) -> None:
     stack.seed_run(NEW, RunStatus.TRAINING, created_at=NEW_AT)
     _script_training_finished(sagemaker, NEW)
@@ -92,7 +84,7 @@ def test_updated_endpoint_in_service_marks_the_new_run_deployed_and_the_old_supe
     stack: Stack,
     deploy_function: Function,
     sagemaker: SageMakerScript,
-    old_run_serving: Run,
+    deployed: Run,
 ) -> None:
     new = stack.seed_run(NEW, RunStatus.DEPLOYING, created_at=NEW_AT)
     stack.seed_model(desired=new, deploying=NEW, deployed=OLD)
@@ -114,7 +106,7 @@ def test_model_trained_while_the_endpoint_is_busy_waits_then_deploys_when_it_set
     stack: Stack,
     deploy_function: Function,
     sagemaker: SageMakerScript,
-    old_run_serving: Run,
+    deployed: Run,
     busy: str,
 ) -> None:
     stack.seed_run(NEW, RunStatus.TRAINING, created_at=NEW_AT)
@@ -143,7 +135,7 @@ def test_update_refused_as_in_progress_is_treated_as_busy(
     stack: Stack,
     deploy_function: Function,
     sagemaker: SageMakerScript,
-    old_run_serving: Run,
+    deployed: Run,
 ) -> None:
     stack.seed_run(NEW, RunStatus.TRAINING, created_at=NEW_AT)
     _script_training_finished(sagemaker, NEW)
@@ -177,7 +169,7 @@ def test_update_refused_for_another_reason_raises_and_lambdas_retry_deploys(
     stack: Stack,
     deploy_function: Function,
     sagemaker: SageMakerScript,
-    old_run_serving: Run,
+    deployed: Run,
 ) -> None:
     stack.seed_run(NEW, RunStatus.TRAINING, created_at=NEW_AT)
     _script_training_finished(sagemaker, NEW)
@@ -262,7 +254,7 @@ def test_endpoint_rolled_back_to_the_old_config_fails_the_new_run_once(
     stack: Stack,
     deploy_function: Function,
     sagemaker: SageMakerScript,
-    old_run_serving: Run,
+    deployed: Run,
 ) -> None:
     new = stack.seed_run(NEW, RunStatus.DEPLOYING, created_at=NEW_AT)
     stack.seed_model(desired=new, deploying=NEW, deployed=OLD)

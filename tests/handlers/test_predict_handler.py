@@ -19,8 +19,14 @@ from dropfit.records import Run, RunStatus
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
 
 from .support import (
+    ENDPOINT,
     IRIS_CLASSES,
     IRIS_FEATURES,
+    METRICS,
+    NEW,
+    NEW_AT,
+    OLD,
+    OLD_AT,
     Function,
     HttpAnswer,
     RuntimeScript,
@@ -34,12 +40,6 @@ from .support import (
 # Error answers add no metric; Powertools warns about the empty flush, which is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-ENDPOINT = "dropfit-iris"
-OLD = "dropfit-iris-0a0a0a0a0a0a"
-NEW = "dropfit-iris-1b1b1b1b1b1b"
-OLD_AT = "2025-03-14T09:00:00.000Z"
-NEW_AT = "2025-03-14T10:00:00.000Z"
-METRICS = {"test:accuracy": 0.9736842105263158}
 TWO_FLOWERS_CSV = b"5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3"
 TWO_ANSWERS = {"predictions": [{"predicted_label": 0.0}, {"predicted_label": 2.0}]}
 
@@ -48,14 +48,6 @@ TWO_ANSWERS = {"predictions": [{"predicted_label": 0.0}, {"predicted_label": 2.0
 def runtime(predict_function: Function) -> Iterator[RuntimeScript]:
     with RuntimeScript(predict_function.module.service.runtime.client) as script:
         yield script
-
-
-@pytest.fixture
-def deployed(stack: Stack) -> Run:
-    """iris is trained and deployed: the endpoint serves OLD."""
-    old = stack.seed_run(OLD, RunStatus.DEPLOYED, created_at=OLD_AT, metrics=METRICS)
-    stack.seed_model(desired=old, deployed=OLD)
-    return old
 
 
 def _serve_in_moto(stack: Stack, job: str, model: str = "iris") -> None:

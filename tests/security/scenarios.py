@@ -310,31 +310,21 @@ def sagemaker_role(recorder: Recorder, job: str) -> None:
         log=lambda line: None,
     )
     try:
-        (request,) = [
-            c.params
-            for c in recorder.of("FormatFunction")
-            if c.operation == "CreateTrainingJob" and c.params["TrainingJobName"] == job
-        ]
+        request = recorder.params_of("FormatFunction", "CreateTrainingJob", TrainingJobName=job)
         backend.call("CreateTrainingJob", json.loads(json.dumps(request)))
         described = _wait(
             lambda: backend.call("DescribeTrainingJob", {"TrainingJobName": job}),
             lambda d: d["TrainingJobStatus"] != "InProgress",
         )
         assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
-        (model,) = [
-            c.params
-            for c in recorder.of("DeployFunction")
-            if c.operation == "CreateModel" and c.params["ModelName"] == job
-        ]
+        model = recorder.params_of("DeployFunction", "CreateModel", ModelName=job)
         artifact = described["ModelArtifacts"]["S3ModelArtifacts"]
         model = json.loads(json.dumps(model))
         model["PrimaryContainer"]["ModelDataUrl"] = artifact
         backend.call("CreateModel", model)
-        (config,) = [
-            c.params
-            for c in recorder.of("DeployFunction")
-            if c.operation == "CreateEndpointConfig" and c.params["EndpointConfigName"] == job
-        ]
+        config = recorder.params_of(
+            "DeployFunction", "CreateEndpointConfig", EndpointConfigName=job
+        )
         backend.call("CreateEndpointConfig", json.loads(json.dumps(config)))
         endpoint = "dropfit-iris"
         backend.call("CreateEndpoint", {"EndpointName": endpoint, "EndpointConfigName": job})

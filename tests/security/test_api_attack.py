@@ -126,9 +126,10 @@ def _many_unknown_names(count: int) -> str:
 
 
 JSON = "application/json"
+ONE_ROW = json.dumps({"instances": [_row(4)]})  # a valid instance for any 4-feature model
 HOSTILE: list[tuple[Any, ...]] = [
     # (id, model, body, content type, query, status, error code)
-    ("valid-lists", "iris", json.dumps({"instances": [_row(4)]}), JSON, "", 200, None),
+    ("valid-lists", "iris", ONE_ROW, JSON, "", 200, None),
     (
         "valid-objects",
         "iris",
@@ -140,8 +141,8 @@ HOSTILE: list[tuple[Any, ...]] = [
     ),
     ("valid-csv", "iris", _csv(3, 4), "text/csv", "", 200, None),
     ("charset-parameter", "iris", _csv(1, 4), "text/csv; charset=utf-8", "", 200, None),
-    ("no-content-type", "iris", json.dumps({"instances": [_row(4)]}), None, "", 200, None),
-    ("neighbors", "iris", json.dumps({"instances": [_row(4)]}), JSON, "neighbors=true", 200, None),
+    ("no-content-type", "iris", ONE_ROW, None, "", 200, None),
+    ("neighbors", "iris", ONE_ROW, JSON, "neighbors=true", 200, None),
     (
         # valid, but the squared distances overflow float32: null distances, never Infinity
         "neighbors-beyond-float32-distances",
@@ -209,15 +210,7 @@ HOSTILE: list[tuple[Any, ...]] = [
         "UnsupportedMediaType",
     ),
     ("json-not-utf8", "iris", b'{"instances": [[1,2,3,\xff]]}', JSON, "", 400, "BadRequest"),
-    (
-        "json-utf16",
-        "iris",
-        json.dumps({"instances": [_row(4)]}).encode("utf-16"),
-        JSON,
-        "",
-        400,
-        "BadRequest",
-    ),
+    ("json-utf16", "iris", ONE_ROW.encode("utf-16"), JSON, "", 400, "BadRequest"),
     # unicode feature names
     (
         "unicode-features",
@@ -319,34 +312,10 @@ HOSTILE: list[tuple[Any, ...]] = [
     ("long-model", "a" * 37, "{}", JSON, "", 400, "InvalidModelName"),
     ("unknown-model", "nope", "{}", JSON, "", 404, "ModelNotFound"),
     # models that cannot answer
-    (
-        "not-deployed",
-        "pending",
-        json.dumps({"instances": [_row(4)]}),
-        JSON,
-        "",
-        503,
-        "ModelNotReady",
-    ),
-    (
-        "endpoint-starting",
-        "starting",
-        json.dumps({"instances": [_row(4)]}),
-        JSON,
-        "",
-        503,
-        "ModelNotReady",
-    ),
-    (
-        "endpoint-throttled",
-        "busy",
-        json.dumps({"instances": [_row(4)]}),
-        JSON,
-        "",
-        429,
-        "Throttled",
-    ),
-    ("model-error", "broken", json.dumps({"instances": [_row(4)]}), JSON, "", 502, "ModelError"),
+    ("not-deployed", "pending", ONE_ROW, JSON, "", 503, "ModelNotReady"),
+    ("endpoint-starting", "starting", ONE_ROW, JSON, "", 503, "ModelNotReady"),
+    ("endpoint-throttled", "busy", ONE_ROW, JSON, "", 429, "Throttled"),
+    ("model-error", "broken", ONE_ROW, JSON, "", 502, "ModelError"),
 ]
 
 

@@ -16,7 +16,7 @@ import pytest
 from dropfit.aws.table import RunsTable
 from dropfit.records import RunStatus
 
-from tests.corpus import Case, load_cases
+from tests.corpus import Case, load_cases, params
 from tests.security.world import NAMES, Call, World, object_created, world
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
@@ -27,17 +27,6 @@ WRITES = {"PutObject", "DeleteObject", "DeleteObjects", "CopyObject", "PutObject
 def pipeline() -> Iterator[World]:
     with pytest.MonkeyPatch.context() as monkeypatch, world(monkeypatch) as w:
         yield w
-
-
-def _params(cases: tuple[Case, ...]) -> list[Any]:
-    return [
-        pytest.param(
-            case,
-            id=case.id,
-            marks=[pytest.mark.xfail(strict=True, reason=case.known_bug)] if case.known_bug else [],
-        )
-        for case in cases
-    ]
 
 
 def _run(w: World, case: Case) -> tuple[dict[str, Any], list[Call]]:
@@ -51,7 +40,7 @@ def _run(w: World, case: Case) -> tuple[dict[str, Any], list[Call]]:
     return result, w.recorder.calls[before:]
 
 
-@pytest.mark.parametrize("case", _params(tuple(c for c in load_cases() if c.rejected)))
+@pytest.mark.parametrize("case", params(c for c in load_cases() if c.rejected))
 def test_rejected_upload_fails_its_run_with_the_reason_and_touches_nothing(
     pipeline: World, case: Case
 ) -> None:
@@ -75,7 +64,7 @@ def test_rejected_upload_fails_its_run_with_the_reason_and_touches_nothing(
         assert (run.status, run.reason) == (RunStatus.FAILED, result["reason"])
 
 
-@pytest.mark.parametrize("case", _params(tuple(c for c in load_cases() if not c.rejected)))
+@pytest.mark.parametrize("case", params(c for c in load_cases() if not c.rejected))
 def test_valid_upload_starts_its_training_job(pipeline: World, case: Case) -> None:
     result, calls = _run(pipeline, case)
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus
 
 import boto3
 import pytest
@@ -131,6 +131,16 @@ class Recorder:
 
     def of(self, principal: str) -> list[Call]:
         return [call for call in self.calls if call.principal == principal]
+
+    def params_of(self, principal: str, operation: str, **match: Any) -> dict[str, Any]:
+        """The parameters of the one ``operation`` call of ``principal`` with those ``match``."""
+        (params,) = [
+            call.params
+            for call in self.of(principal)
+            if call.operation == operation
+            and all(call.params.get(name) == value for name, value in match.items())
+        ]
+        return params
 
 
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
@@ -371,10 +381,6 @@ def http_event(
     else:
         event["body"] = b64encode(raw).decode() if binary else raw.decode("utf-8", "replace")
     return event
-
-
-def query_string(values: dict[str, str]) -> str:
-    return urlencode(values)
 
 
 def streaming(data: bytes) -> StreamingBody:

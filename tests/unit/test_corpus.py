@@ -8,7 +8,6 @@ same manifest through the local stack's S3 API (tests/e2e/test_corpus_e2e.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from dropfit.dataset import format_dataset
@@ -16,26 +15,11 @@ from dropfit.errors import InvalidUpload
 from dropfit.names import MODEL_NAME_PATTERN, model_name_from_key
 from dropfit.options import parse_options
 
-from tests.corpus import CORPUS, INCOMING, TESTS, Case, load_cases
+from tests.corpus import CORPUS, INCOMING, TESTS, Case, load_cases, params
 from tests.template_utils import load_template
 
 CASES = load_cases()
-
-
-def _default_k() -> int:
-    return int(load_template()["Parameters"]["DefaultK"]["Default"])
-
-
-def _params(cases: tuple[Case, ...]) -> list[Any]:
-    params = []
-    for case in cases:
-        marks = (
-            [pytest.mark.xfail(strict=True, raises=AssertionError, reason=case.known_bug)]
-            if case.known_bug
-            else []
-        )
-        params.append(pytest.param(case, id=case.id, marks=marks))
-    return params
+DEFAULT_K = int(load_template()["Parameters"]["DefaultK"]["Default"])
 
 
 def _refusal(case: Case) -> str | None:
@@ -53,7 +37,7 @@ def _refusal(case: Case) -> str | None:
         return error.message
     assert case.stage != "options", "the options were accepted"
     try:
-        dataset = format_dataset(case.data(), options, _default_k())
+        dataset = format_dataset(case.data(), options, DEFAULT_K)
     except InvalidUpload as error:
         return error.message
     accepted = case.accepted
@@ -67,7 +51,9 @@ def _refusal(case: Case) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("case", _params(tuple(c for c in CASES if not c.pipeline_only)))
+@pytest.mark.parametrize(
+    "case", params((c for c in CASES if not c.pipeline_only), raises=AssertionError)
+)
 def test_upload_ends_with_its_documented_reason(case: Case) -> None:
     reason = _refusal(case)
 
