@@ -229,7 +229,14 @@ def _all_actions() -> frozenset[str]:
 
 # API operations whose IAM action has another name and that the reference does not link to
 # (S3 user guide, "Required permissions for Amazon S3 API operations").
-OPERATION_ACTIONS = {("s3", "HeadObject"): "GetObject"}
+# A multipart upload is authorised as the PutObject it makes (S3 user guide, "Multipart upload
+# API and permissions"); only aborting one has an action of its own.
+OPERATION_ACTIONS = {
+    ("s3", "HeadObject"): "GetObject",
+    ("s3", "CreateMultipartUpload"): "PutObject",
+    ("s3", "UploadPart"): "PutObject",
+    ("s3", "CompleteMultipartUpload"): "PutObject",
+}
 # Reading a given version needs the *Version action (same table).
 VERSIONED_ACTIONS = {("s3", "GetObject"): "GetObjectVersion"}
 

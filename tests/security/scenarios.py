@@ -23,7 +23,9 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
+from dropfit.aws.s3 import PART_BYTES
 
 from tests.security.world import (
     NAMES,
@@ -166,7 +168,9 @@ def format_paths(w: World) -> None:
     legacy = f"{NAMES.incoming}legacy.csv"
     w.upload(legacy, IRIS)
     assert fmt(object_created(legacy, None, len(IRIS)))["outcome"] == "started"
-    # 5. CreateTrainingJob throttled on every attempt: Lambda's retries, then the DLQ
+    # 5. a channel written in parts fails to complete: its multipart upload is aborted
+    _channel_fails_to_complete(w)
+    # 6. CreateTrainingJob throttled on every attempt: Lambda's retries, then the DLQ
     busy = f"{NAMES.incoming}busy.csv"
     busy_version = w.upload(busy, IRIS)
     with _stubbed(w, "format", "sagemaker") as stub:
@@ -178,6 +182,24 @@ def format_paths(w: World) -> None:
             "FormatFunction",
             lambda: fmt(object_created(busy, busy_version, len(IRIS))),
         )
+
+
+def _channel_fails_to_complete(w: World) -> None:
+    storage = w.modules["format"].ingestor.storage
+    s3 = w.client("format", "s3")
+
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "SlowDown", "Message": "Slow down"}}, "Complete")
+
+    s3.meta.events.register("before-call.s3.CompleteMultipartUpload", refuse)
+    storage.part_bytes = 1024  # the iris channels, a few KB, go up in parts
+    try:
+        with pytest.raises(ClientError, match="SlowDown"):
+            _upload_and_format(w, f"{NAMES.incoming}parts.csv", IRIS)
+    finally:
+        storage.part_bytes = PART_BYTES
+        s3.meta.events.unregister("before-call.s3.CompleteMultipartUpload", refuse)
+    assert "AbortMultipartUpload" in {call.operation for call in w.recorder.of("FormatFunction")}
 
 
 def deploy_paths(w: World) -> tuple[str, str]:
