@@ -50,7 +50,7 @@ bench-quick: install ## the benchmarks at small sizes, as CI runs them so that t
 lint: install ## ruff (lint + format check) and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy layers/shared dropfit_local scripts bench
+	$(RUN) mypy layers/shared dropfit_local dropfit_cli scripts bench
 	@for f in functions/*/; do $(RUN) mypy "$$f/app.py" || exit 1; done
 
 format: install ## apply ruff's fixes and formatting
