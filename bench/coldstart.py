@@ -19,7 +19,7 @@ from bench.coldstart_child import HEAVY
 from bench.core import ROOT, Context, Result, Target, benchmark, python_env, run_child
 
 FUNCTIONS = {  # function -> (its logical id, the clients its module creates)
-    "predict": ("PredictFunction", ("dynamodb", "sagemaker", "sagemaker-runtime")),
+    "predict": ("PredictFunction", ("dynamodb", "sagemaker", "sagemaker-runtime", "s3")),
     "deploy": ("DeployFunction", ("dynamodb", "sagemaker", "sns")),
     "format": ("FormatFunction", ("s3", "dynamodb", "sagemaker", "sns")),
 }

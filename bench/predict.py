@@ -123,8 +123,6 @@ def _items() -> dict[str, dict[str, Any]]:
         status=RunStatus.DEPLOYED,
         created_at="2025-03-14T09:00:00.000Z",
         source={"key": "incoming/iris.csv"},
-        feature_names=FEATURES,
-        classes=CLASSES,
         predictor_type="classifier",
     )
     serialize = TypeSerializer().serialize
@@ -133,6 +131,26 @@ def _items() -> dict[str, dict[str, Any]]:
     return {
         item["pk"]: {k: serialize(v) for k, v in item.items()} for item in (model_item, run_item)
     }
+
+
+def _metadata_answer() -> Answer:
+    """The run's metadata.json (features, label map), read once by a warm container."""
+    from dropfit.run_metadata import RunMetadata
+
+    metadata = RunMetadata(
+        label_column="Species",
+        feature_names=FEATURES,
+        predictor_type="classifier",
+        classes=CLASSES,
+        n_rows=150,
+        n_train=112,
+        n_test=38,
+        test_fraction=0.25,
+        random_state=0,
+        k=1,
+        sample_size=112,
+    ).to_json()
+    return lambda _: ({"Content-Type": "application/json"}, metadata)
 
 
 def _minimal_handler(runtime: Any) -> Any:
@@ -208,6 +226,7 @@ def child(rows: int) -> dict[str, Any]:
     app = load_function("predict")
     _stub_sends(app.service.runtime.client, "InvokeEndpoint", _endpoint_answer(answer))
     _stub_sends(app.service.table.client, "GetItem", _table_answer(items))
+    _stub_sends(app.service.metadata.storage.client, "GetObject", _metadata_answer())
     runtime = boto3.client("sagemaker-runtime")
     _stub_sends(runtime, "InvokeEndpoint", _endpoint_answer(answer))
 

@@ -11,10 +11,12 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from dropfit.aws.s3 import Storage
 from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
 from dropfit.errors import ApiError, InvalidModelName
 from dropfit.prediction import request_text
+from dropfit.run_metadata import RunMetadataStore
 from dropfit.serving import ModelService
 from dropfit.settings import PredictSettings
 
@@ -30,6 +32,9 @@ service = ModelService(
     table=RunsTable(settings.table_name, boto3.client("dynamodb")),
     control=SageMakerControl(boto3.client("sagemaker")),
     runtime=SageMakerRuntime(boto3.client("sagemaker-runtime")),
+    metadata=RunMetadataStore(
+        Storage(boto3.client("s3")), settings.bucket_name, settings.datasets_prefix
+    ),
 )
 
 

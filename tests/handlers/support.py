@@ -22,6 +22,7 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from dropfit.aws.table import RunsTable
 from dropfit.records import ModelRecord, Run, RunStatus
+from dropfit.run_metadata import RunMetadata, metadata_key
 from dropfit.settings import DeploySettings, FormatSettings, PredictSettings
 
 from tests.template_utils import ROOT, load_template
@@ -189,7 +190,12 @@ class Stack:
         metrics: dict[str, float] | None = None,
         reason: str | None = None,
     ) -> Run:
-        """A run as the format (and deploy) functions record it, and its model pointing at it."""
+        """A run as the format (and deploy) functions record it, and its model pointing at it.
+
+        Past formatting, its metadata.json (features, label map) is in the bucket too.
+        """
+        feature_names = list(features or IRIS_FEATURES)
+        class_names = list(classes or IRIS_CLASSES) if predictor_type == "classifier" else None
         run = Run(
             model=model,
             job=job,
@@ -198,14 +204,39 @@ class Stack:
             source={"bucket": self.bucket, "key": f"incoming/{model}.csv", "version_id": job},
             reason=reason,
             options={"test_fraction": "0.25"},
-            feature_names=list(features or IRIS_FEATURES),
-            classes=list(classes or IRIS_CLASSES) if predictor_type == "classifier" else None,
             predictor_type=predictor_type,
             metrics=metrics,
         )
+        if status is not RunStatus.FORMATTING:
+            self.put_run_metadata(model, job, feature_names, class_names, predictor_type)
         assert self.runs.claim_run(run)
         self.runs.record_upload(model, f"dropfit-{model}", job)
         return run
+
+    def put_run_metadata(
+        self,
+        model: str,
+        job: str,
+        features: list[str],
+        classes: list[str] | None,
+        predictor_type: str = "classifier",
+    ) -> None:
+        """The run's metadata.json, as the formatter writes it."""
+        metadata = RunMetadata(
+            label_column="Species",
+            feature_names=features,
+            predictor_type=predictor_type,
+            classes=classes,
+            n_rows=150,
+            n_train=112,
+            n_test=38,
+            test_fraction=0.25,
+            random_state=0,
+            k=1,
+            sample_size=112,
+        )
+        key = metadata_key(function_env("format")["DATASETS_PREFIX"], model, job)
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=metadata.to_json())
 
     def seed_model(
         self,

@@ -150,9 +150,9 @@ def test_upload_records_a_training_run_with_its_label_map(
     run = stack.run("iris", job)
     assert run.status is RunStatus.TRAINING
     assert run.reason is None
-    assert run.classes == ["setosa", "versicolor", "virginica"]
-    assert run.feature_names == IRIS_FEATURES
     assert run.predictor_type == "classifier"
+    assert (run.dataset or {})["n_features"] == len(IRIS_FEATURES)
+    assert (run.dataset or {})["n_classes"] == len(IRIS_CLASSES)
     assert run.source["key"] == KEY
     assert run.source["version_id"] == version
     model = stack.model("iris")
@@ -188,7 +188,8 @@ def test_event_for_an_overwritten_version_formats_that_version_not_the_newer_one
 
     assert result["outcome"] == "started"
     run = stack.run("iris", result["run"])
-    assert (run.source["version_id"], run.classes) == (announced, IRIS_CLASSES)
+    metadata = json.loads(stack.read(f"datasets/iris/{run.job}/metadata.json"))
+    assert (run.source["version_id"], metadata["classes"]) == (announced, IRIS_CLASSES)
 
 
 def test_a_new_version_of_the_same_key_starts_its_own_run(
@@ -411,3 +412,33 @@ def test_url_encoded_key_in_the_event_names_the_model_after_the_real_key(
     assert (result["outcome"], result["model"]) == ("started", "team-a-iris-flowers")
     assert stack.run("team-a-iris-flowers", result["run"]).source["key"] == key
     assert stack.model("team-a-iris-flowers").endpoint == "dropfit-team-a-iris-flowers"
+
+
+def _wide_cjk_csv(features: int = 1000, name_length: int = 128) -> bytes:
+    """The widest upload README allows: every column name as long as allowed, in a script that
+    takes 4 bytes a character in UTF-8 (CJK Extension B)."""
+    names = [f"{i:04d}" + "𠀀" * (name_length - 4) for i in range(features)]
+    rows = [",".join(str(r + j % 7) for j in range(features)) + f",{'ab'[r % 2]}" for r in range(8)]
+    return ("\n".join([",".join([*names, "label"]), *rows]) + "\n").encode()
+
+
+def _item_bytes(item: dict[str, Any]) -> int:
+    """An item's size roughly as DynamoDB counts it: names and values in UTF-8."""
+    return len(json.dumps(item, ensure_ascii=False).encode())
+
+
+def test_the_widest_upload_keeps_a_small_run_record_and_its_names_in_metadata_json(
+    stack: Stack, format_function: Function
+) -> None:
+    body = _wide_cjk_csv()
+
+    result = _upload_and_handle(stack, format_function, body)
+
+    assert result["outcome"] == "started", result
+    run = stack.run("iris", result["run"])
+    assert run.status is RunStatus.TRAINING
+    record = next(i for i in stack.table_items() if i["sk"]["S"] == run.job)
+    assert _item_bytes(record) < 8 * 1024  # DynamoDB's limit is 400 KB; names are 512 KB
+    metadata = json.loads(stack.read(f"datasets/iris/{run.job}/metadata.json"))
+    assert metadata["feature_names"][999] == "0999" + "𠀀" * 124
+    assert (run.dataset or {})["n_features"] == 1000

@@ -216,15 +216,21 @@ def test_during_an_update_labels_come_from_the_run_whose_variant_answered(
 
 
 class Reads:
-    """Counts the predict function's DynamoDB reads (GetItem), as botocore sends them."""
+    """The predict function's reads as botocore sends them: DynamoDB items (GetItem, by their
+    ``pk``) and S3 objects (GetObject: a run's metadata.json, as ``metadata <run>``)."""
 
     def __init__(self, function: Function) -> None:
         self.keys: list[str] = []
-        client = function.module.service.table.client
-        client.meta.events.register("provide-client-params.dynamodb.GetItem", self._count)
+        table = function.module.service.table.client
+        table.meta.events.register("provide-client-params.dynamodb.GetItem", self._item)
+        s3 = function.module.service.metadata.storage.client
+        s3.meta.events.register("provide-client-params.s3.GetObject", self._object)
 
-    def _count(self, params: dict[str, Any], **_: Any) -> None:
+    def _item(self, params: dict[str, Any], **_: Any) -> None:
         self.keys.append(params["Key"]["pk"]["S"])
+
+    def _object(self, params: dict[str, Any], **_: Any) -> None:
+        self.keys.append(f"metadata {params['Key'].split('/')[-2]}")
 
     def take(self) -> list[str]:
         taken, self.keys = self.keys, []
@@ -254,7 +260,7 @@ def test_a_warm_container_reads_the_model_record_once_per_ttl(
         runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
 
     first = _call(predict_function, predict_event(body=ONE_FLOWER))
-    assert reads.take() == ["MODEL", "RUN#iris"]
+    assert reads.take() == ["MODEL", f"metadata {OLD}"]
     clock.now += MODEL_RECORD_TTL_SECONDS - 0.01
     second = _call(predict_function, predict_event(body=ONE_FLOWER))
     assert reads.take() == []  # the model record and the run both come from the cache
@@ -290,7 +296,7 @@ def test_a_new_deployment_is_seen_as_soon_as_its_variant_answers(
     runtime.answers(b"6.7,3.0,5.2,2.3,9.0", ONE_ANSWER, NEW)
 
     answered_by_new = _call(predict_function, predict_event(body=ONE_FLOWER))
-    assert reads.take() == ["RUN#iris"]  # NEW's label map; the record was cached
+    assert reads.take() == [f"metadata {NEW}"]  # NEW's label map; the record was cached
     five_features = _call(
         predict_function, predict_event(body='{"instances": [[6.7, 3.0, 5.2, 2.3, 9.0]]}')
     )
@@ -315,7 +321,7 @@ def test_a_request_for_the_new_features_is_judged_by_the_current_record(
 
     runtime.assert_done()
     # NEW's record and run are read once; a refusal is confirmed on a fresh record (one read)
-    assert reads.take() == ["MODEL", "RUN#iris", "MODEL"]
+    assert reads.take() == ["MODEL", f"metadata {NEW}", "MODEL"]
     assert (answer.status, answer.body["run"]) == (200, NEW)
     assert four_features.status == 422
     assert "expects 5" in four_features.body["error"]["message"]
@@ -331,7 +337,7 @@ def test_an_endpoint_error_drops_the_cached_model_record(
     runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
 
     statuses = [_call(predict_function, predict_event(body=ONE_FLOWER)).status for _ in range(2)]
-    assert reads.take() == ["MODEL", "RUN#iris"]
+    assert reads.take() == ["MODEL", f"metadata {OLD}"]
     assert _call(predict_function, predict_event(body=ONE_FLOWER)).status == 200
 
     runtime.assert_done()

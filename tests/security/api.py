@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 from dropfit.aws.table import RunsTable
 from dropfit.records import Run, RunStatus
+from dropfit.run_metadata import RunMetadata, metadata_key
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
 
 from tests.security.scenarios import FakeEndpoints
@@ -79,11 +80,27 @@ class PredictApi:
                 created_at=CREATED,
                 source={"bucket": NAMES.bucket, "key": f"incoming/{seed.model}.csv"},
                 options={"test_fraction": "0.25"},
-                feature_names=seed.features,
-                classes=seed.classes,
                 predictor_type="classifier" if seed.classes else "regressor",
                 metrics={"test:accuracy": 0.97} if seed.served else None,
             )
+            if seed.served:
+                self.world.s3.put_object(
+                    Bucket=NAMES.bucket,
+                    Key=metadata_key("datasets/", seed.model, seed.run),
+                    Body=RunMetadata(
+                        label_column="label",
+                        feature_names=seed.features,
+                        predictor_type=run.predictor_type or "classifier",
+                        classes=seed.classes,
+                        n_rows=150,
+                        n_train=112,
+                        n_test=38,
+                        test_fraction=0.25,
+                        random_state=0,
+                        k=1,
+                        sample_size=112,
+                    ).to_json(),
+                )
             assert runs.claim_run(run)
             endpoint = f"{NAMES.name_prefix}-{seed.model}"
             runs.record_upload(seed.model, endpoint, seed.run)

@@ -147,6 +147,24 @@ def test_prefix_conditions_and_pass_role_conditions_are_enforced(
     assert not is_allowed(deploy, Permission("iam:PassRole", NAMES.role_arn, to_lambda))
 
 
+def test_predict_reads_runs_metadata_and_nothing_else_in_the_bucket(
+    template: dict[str, Any],
+) -> None:
+    predict = role_statements(template, "PredictFunctionRole")
+    bucket = f"arn:aws:s3:::{NAMES.bucket}"
+    run = "datasets/iris/dropfit-iris-0a0a0a0a0a0a"
+
+    assert is_allowed(predict, Permission("s3:GetObject", f"{bucket}/{run}/metadata.json"))
+    for other in (
+        f"{run}/train/train.csv",
+        f"{run}/test/test.csv",
+        "incoming/iris.csv",
+        "incoming/metadata.json",
+        "models/iris/output/model.tar.gz",
+    ):
+        assert not is_allowed(predict, Permission("s3:GetObject", f"{bucket}/{other}")), other
+
+
 def test_the_scenarios_cover_every_function_path(recorded: Recorder) -> None:
     operations = {(c.principal, c.operation) for c in recorded.calls if c.origin == "recorded"}
     assert {
@@ -157,6 +175,7 @@ def test_the_scenarios_cover_every_function_path(recorded: Recorder) -> None:
         ("DeployFunction", "DeleteEndpoint"),
         ("PredictFunction", "InvokeEndpoint"),
         ("PredictFunction", "Query"),
+        ("PredictFunction", "GetObject"),
         ("SageMakerExecutionRole", "ListObjectsV2"),
         ("SageMakerExecutionRole", "PutObject"),
     } <= operations

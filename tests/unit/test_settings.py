@@ -28,6 +28,8 @@ def test_from_env_reads_strings_and_parses_ints() -> None:
 def test_from_env_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TABLE_NAME", "from-process")
     monkeypatch.setenv("NAME_PREFIX", "dropfit")
+    monkeypatch.setenv("BUCKET_NAME", "dropfit-data")
+    monkeypatch.setenv("DATASETS_PREFIX", "datasets/")
 
     assert PredictSettings.from_env().table_name == "from-process"
 
@@ -56,7 +58,12 @@ def test_a_non_integer_is_refused(raw: str) -> None:
 
 
 def test_env_names_list_each_class_variables() -> None:
-    assert PredictSettings.env_names() == ["TABLE_NAME", "NAME_PREFIX"]
+    assert PredictSettings.env_names() == [
+        "TABLE_NAME",
+        "NAME_PREFIX",
+        "BUCKET_NAME",
+        "DATASETS_PREFIX",
+    ]
     assert set(DeploySettings.env_names()) == set(DEPLOY_ENV)
     assert {
         "TRAINING_INSTANCE_COUNT",

@@ -24,7 +24,7 @@ from dropfit.csvsource import Source, open_text
 from dropfit.errors import InvalidUpload
 from dropfit.options import DECIMAL, FLOAT32_MAX
 
-MAX_FEATURES = 1000  # keeps a run's record (feature names, classes) inside DynamoDB's 400 KB item
+MAX_FEATURES = 1000
 MAX_CLASSES = 1000
 MAX_NAME_LENGTH = 128
 # Distinct labels counted exactly; beyond, the upload is refused as "more than" this many classes

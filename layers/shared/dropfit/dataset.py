@@ -24,10 +24,9 @@ Decisions (documented in README):
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from dropfit import csvscan, plaincsv, plainwrite
 from dropfit.csvscan import (
@@ -47,13 +46,13 @@ from dropfit.csvsource import Source, bytes_source
 from dropfit.errors import InvalidUpload
 from dropfit.labels import LabelMap
 from dropfit.options import K_MAX, UploadOptions
+from dropfit.run_metadata import RunMetadata
 from dropfit.split import RANDOM_STATE, holdout_mask, split_sizes
 
 __all__ = [
     "MAX_CLASSES",
     "MAX_FEATURES",
     "MAX_NAME_LENGTH",
-    "DatasetMetadata",
     "DatasetPlan",
     "FormattedDataset",
     "Sink",
@@ -65,39 +64,10 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class DatasetMetadata:
-    """Saved next to the channels (``metadata.json``) and on the run: what the model expects."""
-
-    label_column: str
-    feature_names: list[str]
-    predictor_type: str
-    classes: list[str] | None
-    n_rows: int
-    n_train: int
-    n_test: int
-    test_fraction: float
-    random_state: int
-    k: int
-    sample_size: int
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    def hyperparameters(self) -> dict[str, str]:
-        # sample_size is the total over all training instances: each samples its share of it.
-        return {
-            "feature_dim": str(len(self.feature_names)),
-            "k": str(self.k),
-            "sample_size": str(self.sample_size),
-            "predictor_type": self.predictor_type,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class FormattedDataset:
     train_csv: bytes
     test_csv: bytes
-    metadata: DatasetMetadata
+    metadata: RunMetadata
 
     def hyperparameters(self) -> dict[str, str]:
         return self.metadata.hyperparameters()
@@ -120,7 +90,7 @@ def train_object_names(parts: int) -> list[str]:
 class DatasetPlan:
     """A validated upload (pass 1 done): what the channels will hold, and how to write them."""
 
-    metadata: DatasetMetadata
+    metadata: RunMetadata
     train_parts: int
     _source: Source = field(repr=False)
     _scan: Scan = field(repr=False)
@@ -210,7 +180,7 @@ def _bad_value(name: str, bad: csvscan.BadValue, role: str) -> InvalidUpload:
 
 def _decide(
     found: Scan, label: int, options: UploadOptions, default_k: int
-) -> tuple[DatasetMetadata, Encoding]:
+) -> tuple[RunMetadata, Encoding]:
     header = found.header
     name = header[label]
     features = [j for j in range(len(header)) if j != label]
@@ -273,7 +243,7 @@ def _decide(
             f"use k <= {min(sample_size, K_MAX)}."
         )
 
-    metadata = DatasetMetadata(
+    metadata = RunMetadata(
         label_column=name,
         feature_names=[header[j] for j in features],
         predictor_type=predictor_type,
@@ -326,7 +296,7 @@ def _check_class_counts(
         )
 
 
-def _train_parts(found: Scan, metadata: DatasetMetadata, layout: TrainLayout) -> int:
+def _train_parts(found: Scan, metadata: RunMetadata, layout: TrainLayout) -> int:
     """As many objects as ~part_bytes of training rows need, a multiple of the instance count."""
     instances = layout.instance_count
     n_train = metadata.n_train

@@ -15,6 +15,8 @@ from dropfit.errors import InvalidUpload
 from dropfit.names import endpoint_name, job_name, model_name_from_key, source_digest
 from dropfit.options import parse_options
 from dropfit.records import Run, RunStatus, now_iso
+from dropfit.run_metadata import CONTENT_TYPE as METADATA_CONTENT_TYPE
+from dropfit.run_metadata import metadata_key, run_prefix
 from dropfit.sagemaker_requests import TrainingJobSpec, training_job_request
 from dropfit.settings import FormatSettings
 
@@ -111,13 +113,19 @@ class Ingestor:
         plan = plan_dataset(source.open, options, settings.default_k, layout)
         meta = plan.metadata
 
-        base = f"{settings.datasets_prefix}{model}/{job}/"
+        base = run_prefix(settings.datasets_prefix, model, job)
         # Train and test objects appear together once both are complete (or not at all).
         with self.storage.batch(upload.bucket, "text/csv") as batch:
             train = [batch.writer(f"{base}train/{name}") for name in plan.train_object_names()]
             plan.write(train, batch.writer(f"{base}test/test.csv"))
-        metadata = meta.to_json().encode()
-        self.storage.put(upload.bucket, f"{base}metadata.json", metadata, "application/json")
+        # What predict needs (features, label map) goes to S3, not to the run record: an item
+        # holds at most 400 KB, and 1,000 long feature names alone may exceed it.
+        self.storage.put(
+            upload.bucket,
+            metadata_key(settings.datasets_prefix, model, job),
+            meta.to_json(),
+            METADATA_CONTENT_TYPE,
+        )
         hyperparameters = {**options.extra_hyperparameters, **plan.hyperparameters()}
         request = training_job_request(
             TrainingJobSpec(
@@ -134,16 +142,15 @@ class Ingestor:
                 max_runtime_seconds=settings.max_training_seconds,
             )
         )
-        # Record the label map and features before the job exists: the deploy step relies on them.
         self.table.update_run(
             model,
             job,
             options=options.as_record(),
-            feature_names=meta.feature_names,
-            classes=meta.classes,
             predictor_type=meta.predictor_type,
             dataset={
                 "prefix": f"s3://{upload.bucket}/{base}",
+                "n_features": len(meta.feature_names),
+                "n_classes": len(meta.classes) if meta.classes is not None else None,
                 "n_train": meta.n_train,
                 "train_objects": plan.train_parts,
                 "n_test": meta.n_test,

@@ -35,8 +35,8 @@ class Run:
     updated_at: str = ""
     reason: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    feature_names: list[str] | None = None
-    classes: list[str] | None = None
+    # Features and label map live in the run's metadata.json (dropfit.run_metadata), not here:
+    # the record stays far below DynamoDB's 400 KB whatever the upload.
     predictor_type: str | None = None
     dataset: dict[str, Any] | None = None  # s3 uris and row counts
     metrics: dict[str, float] | None = None

@@ -10,10 +10,10 @@ from typing import Any
 from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
 from dropfit.errors import ApiError, ModelNotFound, ModelNotReady, UnprocessableRequest
-from dropfit.labels import LabelMap
 from dropfit.names import check_model_name
 from dropfit.prediction import parse_endpoint_answer, parse_instances, to_endpoint_csv
-from dropfit.records import ModelRecord, Run
+from dropfit.records import ModelRecord
+from dropfit.run_metadata import RunMetadata, RunMetadataStore
 
 JSON = "application/json"
 VERBOSE_JSON = "application/json; verbose=true"
@@ -29,9 +29,10 @@ class ModelService:
     table: RunsTable
     control: SageMakerControl
     runtime: SageMakerRuntime
+    metadata: RunMetadataStore
     clock: Callable[[], float] = time.monotonic
     # A run's features and label map never change: cache them for the life of the container.
-    _runs: dict[tuple[str, str], Run] = field(default_factory=dict)
+    _runs: dict[tuple[str, str], RunMetadata] = field(default_factory=dict)
     # Models with a serving run, as last read, and when (see MODEL_RECORD_TTL_SECONDS).
     _serving: dict[str, tuple[float, ModelRecord]] = field(default_factory=dict)
 
@@ -43,14 +44,21 @@ class ModelService:
             )
         return record
 
-    def _run(self, model: str, job: str) -> Run:
+    def _run_metadata(self, model: str, job: str) -> RunMetadata | None:
+        """What the run's model expects (features, label map): one S3 read per run, ever."""
         key = (model, job)
         if key not in self._runs:
-            run = self.table.get_run(model, job)
-            if run is None:
-                raise ModelNotReady(f"Run {job} of model {model!r} is not recorded yet.")
-            self._runs[key] = run
+            metadata = self.metadata.read(model, job)
+            if metadata is None:
+                return None
+            self._runs[key] = metadata
         return self._runs[key]
+
+    def _run(self, model: str, job: str) -> RunMetadata:
+        metadata = self._run_metadata(model, job)
+        if metadata is None:
+            raise ModelNotReady(f"Run {job} of model {model!r} is not recorded yet.")
+        return metadata
 
     def _serving_model(self, model: str) -> tuple[ModelRecord, str, bool]:
         """The model's record, the run it serves, and whether the record came from the cache."""
@@ -76,7 +84,7 @@ class ModelService:
         record, serving, from_cache = self._serving_model(model)
         expected = self._run(model, serving)
         try:
-            rows = parse_instances(body, content_type, expected.feature_names or [])
+            rows = parse_instances(body, content_type, expected.feature_names)
         except UnprocessableRequest:
             if not from_cache:
                 raise
@@ -96,16 +104,14 @@ class ModelService:
         if invocation.variant is not None and invocation.variant != serving:
             self._serving.pop(model, None)  # a newer run answers: the record is behind
         # Map labels with the run whose variant answered: during an update both may answer.
-        answered = self._run(model, invocation.variant) if invocation.variant else expected
-        label_map = (
-            LabelMap(tuple(answered.classes))
-            if answered.predictor_type == "classifier" and answered.classes
-            else None
+        answered_run = invocation.variant or serving
+        answered = self._run(model, answered_run)
+        predictions = parse_endpoint_answer(
+            invocation.body, len(rows), answered.label_map(), neighbors
         )
-        predictions = parse_endpoint_answer(invocation.body, len(rows), label_map, neighbors)
         return {
             "model": model,
-            "run": answered.job,
+            "run": answered_run,
             "predictor_type": answered.predictor_type,
             "count": len(predictions),
             "predictions": predictions,
@@ -138,6 +144,7 @@ class ModelService:
         )
         deployed = self.table.get_run(model, serving_job) if serving_job else None
         shown = deployed or latest
+        expects = self._run_metadata(model, shown.job) if shown is not None else None
         if deployed is not None:
             status = "ready"
         elif latest is not None:
@@ -152,8 +159,8 @@ class ModelService:
                 "status": endpoint.status if endpoint else "NotCreated",
                 "failure_reason": endpoint.failure_reason if endpoint else None,
             },
-            "features": shown.feature_names if shown else None,
-            "classes": shown.classes if shown else None,
+            "features": expects.feature_names if expects else None,
+            "classes": expects.classes if expects else None,
             "predictor_type": shown.predictor_type if shown else None,
             "metrics": deployed.metrics if deployed else None,
             "deployed_run": deployed.view() if deployed else None,

@@ -78,3 +78,5 @@ class DeploySettings(_Settings):
 class PredictSettings(_Settings):
     table_name: str
     name_prefix: str
+    bucket_name: str
+    datasets_prefix: str

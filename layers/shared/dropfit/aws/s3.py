@@ -75,6 +75,17 @@ class Storage:
         """The announced version (never a later overwrite); gone objects are a user error."""
         return Upload(self.client, bucket, key, version_id)
 
+    def read_object(self, bucket: str, key: str) -> bytes | None:
+        """A small object of ours, whole; None if there is none (403 too: see _GONE)."""
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _GONE:
+                return None
+            raise
+        body: bytes = response["Body"].read()
+        return body
+
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str:
         self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
         return f"s3://{bucket}/{key}"
