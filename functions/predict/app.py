@@ -16,6 +16,7 @@ from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
 from dropfit.errors import ApiError, InvalidModelName
 from dropfit.prediction import request_text
+from dropfit.public import public_text
 from dropfit.run_metadata import RunMetadataStore
 from dropfit.serving import ModelService
 from dropfit.settings import PredictSettings
@@ -39,10 +40,12 @@ service = ModelService(
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    # Every error answer passes here: no AWS internals, and small whatever the message echoes.
+    shown = public_text(message)
     return Response(
         status_code=status,
         content_type="application/json",
-        body=json.dumps({"error": {"code": code, "message": message}}),
+        body=json.dumps({"error": {"code": code, "message": shown}}),
         headers=headers or {},
     )
 

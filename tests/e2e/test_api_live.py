@@ -29,7 +29,15 @@ from tests.security.api import (
     spec,
     spec_violations,
 )
-from tests.security.test_api_attack import HOSTILE, PREDICT, Hostile, generated_cases, judge
+from tests.security.test_api_attack import (
+    HOSTILE,
+    INTERNALS,
+    MAX_ERROR_BYTES,
+    PREDICT,
+    Hostile,
+    generated_cases,
+    judge,
+)
 
 from .stack import IRIS, Local
 
@@ -133,7 +141,10 @@ def test_hostile_request_gets_its_documented_status(
     code = response.json()["error"]["code"] if response.status_code >= 400 else None
     assert (response.status_code, code) == (request_.status, request_.code), response.text[:500]
     assert spec_violations("POST", PREDICT, as_answer(response)) == []
-    assert len(response.content) < 64 * 1024 or response.status_code == 200, "errors stay small"
+    assert len(response.content) <= MAX_ERROR_BYTES or response.status_code == 200, (
+        "errors stay small"
+    )
+    assert not [word for word in INTERNALS if word in response.text], response.text[:500]
 
 
 def test_a_body_over_10_mb_is_refused_by_the_gateway(served: Local) -> None:

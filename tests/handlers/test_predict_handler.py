@@ -611,6 +611,16 @@ def test_unknown_model_is_404_with_how_to_create_it(
     }
 
 
+def test_an_invalid_model_name_is_echoed_briefly(stack: Stack, predict_function: Function) -> None:
+    answer = _call(predict_function, predict_event("x" * 5_000))
+
+    assert answer.status == 400
+    assert answer.body["error"]["message"] == (
+        f"Invalid model name '{'x' * 40}… (4,960 more characters)': use lower-case letters, "
+        "digits and single hyphens, at most 36 characters."
+    )
+
+
 def test_invalid_model_name_is_400(stack: Stack, predict_function: Function) -> None:
     answer = _call(predict_function, predict_event("Iris_v2"))
 
@@ -645,8 +655,18 @@ def test_unknown_route_is_404_naming_the_routes(stack: Stack, predict_function: 
             "Option k=0 is out of range; expected 1..1024.",
             "FAILED: Option k=0 is out of range; expected 1..1024.",
         ),
+        (
+            RunStatus.FAILED,
+            "Training job failed: ClientError: Data download failed: could not read "
+            "s3://dropfit-data-123456789012/datasets/iris/x/train/ with role "
+            "arn:aws:iam::123456789012:role/dropfit-SageMakerRole-1AB (image "
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/knn:1, account 123456789012).",
+            "FAILED: Training job failed: ClientError: Data download failed: could not read "
+            "datasets/iris/x/train/ with role (ARN) (image (container image), account "
+            "(account id)).",
+        ),
     ],
-    ids=["training", "failed"],
+    ids=["training", "failed", "sagemaker-internals-redacted"],
 )
 def test_model_without_a_serving_run_is_503_with_retry_after_and_its_latest_state(
     stack: Stack,
@@ -840,6 +860,35 @@ def test_describe_model_shows_the_serving_run_and_the_latest_runs_failure(
     assert (body["deployed_run"]["run"], body["deployed_run"]["status"]) == (OLD, "DEPLOYED")
     latest = body["latest_run"]
     assert (latest["run"], latest["status"], latest["reason"]) == (NEW, "FAILED", reason)
+
+
+def test_describe_model_shows_sagemakers_failure_reasons_without_internals(
+    stack: Stack, predict_function: Function, deployed: Run
+) -> None:
+    _serve_in_moto(stack, OLD)
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sagemaker.models import sagemaker_backends
+
+    # moto has no failed endpoints: make its one fail as SageMaker reports it
+    endpoint = sagemaker_backends[DEFAULT_ACCOUNT_ID][stack.region].endpoints[ENDPOINT]
+    endpoint.endpoint_status = "Failed"
+    endpoint.failure_reason = (
+        "Failed to download model data from s3://dropfit-data-123456789012/models/iris/"
+        "model.tar.gz for arn:aws:sagemaker:us-east-1:123456789012:endpoint/dropfit-iris."
+    )
+    stack.seed_run(
+        NEW,
+        RunStatus.FAILED,
+        created_at=NEW_AT,
+        reason=f"Deployment failed: {endpoint.failure_reason}",
+    )
+
+    answer = _call(predict_function, get_event("/models/iris"))
+
+    shown = "Failed to download model data from models/iris/model.tar.gz for (ARN)."
+    assert answer.body["endpoint"]["failure_reason"] == shown
+    assert answer.body["latest_run"]["reason"] == f"Deployment failed: {shown}"
+    assert "123456789012" not in json.dumps(answer.body)
 
 
 def test_describe_model_while_training_shows_no_endpoint_yet(

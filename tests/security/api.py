@@ -30,6 +30,9 @@ IRIS_FEATURES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"]
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
 UNICODE_FEATURES = ["été", "宽度", "🌸 petals", "Ωmega"]
 WIDE_FEATURES = [f"f{i}" for i in range(100)]
+# The widest names a model can have: 1,000 features of 128 characters, 3 bytes each in UTF-8.
+LONG_NAMES = [f"{i:04d}" + "特征" * 62 for i in range(1_000)]
+NUMBERED_FEATURES = ["0", "1"]  # pandas' header for unnamed columns
 CREATED = "2025-03-14T09:00:00.000Z"
 
 
@@ -40,6 +43,7 @@ class Seed:
     classes: list[str] | None
     served: bool = True
     error: tuple[str, int] | None = None  # what the endpoint answers instead (code, HTTP status)
+    reason: str | None = None  # why its only run failed (not served)
 
     @property
     def run(self) -> str:
@@ -55,6 +59,19 @@ SEEDS = (
     Seed("starting", IRIS_FEATURES, IRIS_CLASSES, error=("ModelNotReadyException", 429)),
     Seed("busy", IRIS_FEATURES, IRIS_CLASSES, error=("ThrottlingException", 400)),
     Seed("broken", IRIS_FEATURES, IRIS_CLASSES, error=("ModelError", 424)),
+    Seed("numbered", NUMBERED_FEATURES, ["no", "yes"]),
+    Seed("long-names", LONG_NAMES, ["no", "yes"]),
+    Seed(
+        "leaky",
+        IRIS_FEATURES,
+        IRIS_CLASSES,
+        served=False,
+        # what an unredacted SageMaker failure would show
+        reason=(
+            f"Training job failed: ClientError: cannot read s3://{NAMES.bucket}/incoming/leaky.csv"
+            f" as {NAMES.role_arn} with {NAMES.knn_image} in account {NAMES.account}."
+        ),
+    ),
 )
 SEEDED = {seed.model: seed for seed in SEEDS}
 
@@ -76,7 +93,14 @@ class PredictApi:
             run = Run(
                 model=seed.model,
                 job=seed.run,
-                status=RunStatus.DEPLOYED if seed.served else RunStatus.TRAINING,
+                status=(
+                    RunStatus.DEPLOYED
+                    if seed.served
+                    else RunStatus.FAILED
+                    if seed.reason
+                    else RunStatus.TRAINING
+                ),
+                reason=seed.reason,
                 created_at=CREATED,
                 source={"bucket": NAMES.bucket, "key": f"incoming/{seed.model}.csv"},
                 options={"test_fraction": "0.25"},

@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.security.api import (
     IRIS_CLASSES,
     IRIS_FEATURES,
+    LONG_NAMES,
     SEEDED,
     SPEC_PATH,
     UNICODE_FEATURES,
@@ -36,7 +37,7 @@ from tests.security.api import (
     spec_violations,
     strict_json,
 )
-from tests.security.world import world
+from tests.security.world import NAMES, world
 
 PREDICT = "/models/{model}/predict"
 FUZZ_EXAMPLES = 150  # per generation mode; each request is a full handler call (a few ms)
@@ -49,6 +50,9 @@ CHECKS = [
 ]
 # What a seeded endpoint is scripted to answer instead of predictions (see api.SEEDS).
 SCRIPTED = {"starting": 503, "busy": 429, "broken": 502}
+MAX_ERROR_BYTES = 8 * 1024  # whatever the model or the request
+# What no answer may show (docs/design.md: the API shows S3 keys, never these).
+INTERNALS = ("s3://", "arn:aws", ".dkr.ecr.")
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +83,8 @@ def judge(case: schemathesis.Case, response: Any, scripted: Mapping[str, int] = 
     assert response.status_code < 500 or response.status_code in allowed, body
     if response.status_code >= 400:
         assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+        assert len(response.content) <= MAX_ERROR_BYTES, "errors stay small"
+    assert not [word for word in INTERNALS if word in response.text], response.text[:500]
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -114,6 +120,10 @@ def _csv(rows: int, width: int, digits: bool = False) -> str:
     """CSV rows; with ``digits`` every value has 17 significant digits (as repr writes them)."""
     row = [v / 3 for v in _row(width)] if digits else _row(width)
     return "\n".join(",".join(repr(v) for v in row) for _ in range(rows))
+
+
+def _integer(digits: int) -> str:
+    return '{"instances": [[' + "9" * digits + ", 1, 2, 3]]}"
 
 
 def _nested(depth: int) -> str:
@@ -281,14 +291,63 @@ HOSTILE: list[tuple[Any, ...]] = [
     ("csv-inf", "iris", "1,inf,2,3", "text/csv", "", 422, "InvalidInstances"),
     ("csv-1e999", "iris", "1,2,1e999,3", "text/csv", "", 422, "InvalidInstances"),
     ("csv-underscore", "iris", "1_0,2,3,4", "text/csv", "", 422, "InvalidInstances"),
+    # integers past float64 (309 digits) and past Python's int-string limit (4,300 digits)
+    ("integer-309-digits", "iris", _integer(309), JSON, "", 422, "InvalidInstances"),
+    ("integer-4300-digits", "iris", _integer(4_300), JSON, "", 422, "InvalidInstances"),
+    ("huge-integer", "iris", _integer(5_000), JSON, "", 422, "InvalidInstances"),
     (
-        "huge-integer",
+        "huge-exponent",
         "iris",
-        '{"instances": [[' + "9" * 5000 + ", 1, 2, 3]]}",
+        '{"instances": [[1e99999999999, 1, 2, 3]]}',
         JSON,
         "",
-        400,
-        "BadRequest",
+        422,
+        "InvalidInstances",
+    ),
+    # a byte-order mark, as uploads may have
+    ("csv-bom", "iris", "\ufeff" + _csv(2, 4), "text/csv", "", 200, None),
+    (
+        "csv-bom-header",
+        "iris",
+        "\ufeff" + ",".join(IRIS_FEATURES) + "\n" + _csv(1, 4),
+        "text/csv",
+        "",
+        200,
+        None,
+    ),
+    ("json-bom", "iris", "\ufeff" + ONE_ROW, JSON, "", 200, None),
+    # features named by numbers: a row of numbers is data unless it is the names, in order
+    ("numbered-one-row", "numbered", "1,0", "text/csv", "", 200, None),
+    ("numbered-header-only", "numbered", "0,1", "text/csv", "", 422, "InvalidInstances"),
+    # errors of a model with 1,000 features of 128 characters stay small
+    ("long-names-wrong-width", "long-names", ONE_ROW, JSON, "", 422, "InvalidInstances"),
+    (
+        "long-names-missing",
+        "long-names",
+        json.dumps({"instances": [{LONG_NAMES[0]: 1.0}]}),
+        JSON,
+        "",
+        422,
+        "InvalidInstances",
+    ),
+    (
+        "long-names-unknown",
+        "long-names",
+        json.dumps({"instances": [{name + "?": 1.0 for name in LONG_NAMES}]}),
+        JSON,
+        "",
+        422,
+        "InvalidInstances",
+    ),
+    ("long-names-csv-width", "long-names", _csv(1, 4), "text/csv", "", 422, "InvalidInstances"),
+    (
+        "long-names-csv-value",
+        "long-names",
+        ",".join(LONG_NAMES) + "\n" + ",".join(["1"] * 999 + ["x" * 5_000]),
+        "text/csv",
+        "",
+        422,
+        "InvalidInstances",
     ),
     # shapes
     ("empty-body", "iris", None, JSON, "", 400, "BadRequest"),
@@ -310,9 +369,11 @@ HOSTILE: list[tuple[Any, ...]] = [
     ("uppercase-model", "IRIS", "{}", JSON, "", 400, "InvalidModelName"),
     ("traversal-model", "..%2F..%2Fetc", "{}", JSON, "", 400, "InvalidModelName"),
     ("long-model", "a" * 37, "{}", JSON, "", 400, "InvalidModelName"),
+    ("8000-character-model", "a" * 8_000, "{}", JSON, "", 400, "InvalidModelName"),
     ("unknown-model", "nope", "{}", JSON, "", 404, "ModelNotFound"),
     # models that cannot answer
     ("not-deployed", "pending", ONE_ROW, JSON, "", 503, "ModelNotReady"),
+    ("failed-with-internals", "leaky", ONE_ROW, JSON, "", 503, "ModelNotReady"),
     ("endpoint-starting", "starting", ONE_ROW, JSON, "", 503, "ModelNotReady"),
     ("endpoint-throttled", "busy", ONE_ROW, JSON, "", 429, "Throttled"),
     ("model-error", "broken", ONE_ROW, JSON, "", 502, "ModelError"),
@@ -343,7 +404,14 @@ def test_hostile_request_gets_its_documented_status(api: PredictApi, request_: H
 
     assert (answer.status, _code(answer)) == (request_.status, request_.code), answer.body[:500]
     assert spec_violations("POST", PREDICT, answer) == []
-    assert len(answer.body) < 64 * 1024 or answer.status == 200, "errors stay small"
+    assert len(answer.body.encode()) <= MAX_ERROR_BYTES or answer.status == 200, "errors stay small"
+    assert not _internals(answer.body), answer.body[:500]
+
+
+def _internals(text: str) -> list[str]:
+    """Bucket, account, ARNs or image URIs in an answer: none may be there."""
+    words = (*INTERNALS, NAMES.bucket, NAMES.account, NAMES.role_arn, NAMES.knn_image)
+    return [word for word in words if word in text]
 
 
 def _code(answer: Answer) -> str | None:
@@ -366,10 +434,38 @@ def test_get_routes_answer_by_the_spec(api: PredictApi) -> None:
         ("/models/pending", "/models/{model}", 200),
         ("/models/nope", "/models/{model}", 404),
         ("/models/NOPE", "/models/{model}", 400),
+        ("/models/leaky", "/models/{model}", 200),
+        ("/models/long-names", "/models/{model}", 200),
+        ("/models/" + "a" * 8_000, "/models/{model}", 400),
     ):
         answer = api.request("GET", path)
         assert answer.status == status, answer.body
         assert spec_violations("GET", route, answer) == []
+        assert not _internals(answer.body), answer.body[:500]
+        assert len(answer.body.encode()) <= MAX_ERROR_BYTES or answer.status == 200
+
+
+def test_a_failed_runs_reason_shows_its_key_but_no_internals(api: PredictApi) -> None:
+    answer = api.request("GET", "/models/leaky")
+
+    assert answer.json()["latest_run"]["reason"] == (
+        "Training job failed: ClientError: cannot read incoming/leaky.csv as (ARN) with "
+        "(container image) in account (account id)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "count"),
+    [("1,0\n0,1", 2), ("1,0", 1), ("0,1\n1,0", 1)],
+    ids=["two-rows", "one-row", "header-and-row"],
+)
+def test_rows_of_numbers_are_data_for_a_model_with_numbered_features(
+    api: PredictApi, body: str, count: int
+) -> None:
+    answer = api.request("POST", "/models/numbered/predict", body, "text/csv")
+
+    assert answer.status == 200, answer.body
+    assert answer.json()["count"] == count
 
 
 def test_a_wide_model_takes_its_full_width(api: PredictApi) -> None:

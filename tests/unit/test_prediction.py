@@ -411,3 +411,113 @@ def test_a_label_outside_the_map_is_an_error() -> None:
 
     with pytest.raises(ValueError, match=r"outside the label map"):
         parse_endpoint_answer(body.encode(), 1, IRIS, verbose=False)
+
+
+# --- numeric feature names, byte-order marks, huge numbers, small errors ----------------------
+
+NUMBERED = ["0", "1"]  # pandas' header for unnamed columns
+
+
+@pytest.mark.parametrize(
+    ("body", "rows"),
+    [
+        ("1,0\n0,1\n", [[1.0, 0.0], [0.0, 1.0]]),
+        ("1,0\n", [[1.0, 0.0]]),
+        ('"1","0"\n', [[1.0, 0.0]]),
+        ("0,1\n1,0\n", [[1.0, 0.0]]),  # the feature names exactly: the header
+        ('"0","1"\n1,0\n', [[1.0, 0.0]]),
+    ],
+    ids=["reordered-names-are-data", "one-row", "quoted-row", "exact-header", "quoted-header"],
+)
+def test_a_row_of_numbers_is_data_unless_it_is_the_feature_names_exactly(
+    body: str, rows: list[list[float]]
+) -> None:
+    assert parse_instances(body, "text/csv", NUMBERED) == rows
+
+
+def test_a_header_that_is_not_all_numbers_may_reorder_numbered_features() -> None:
+    assert parse_instances("x,0\n1,2\n", "text/csv", ["0", "x"]) == [[2.0, 1.0]]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("\ufeff5.1,3.5\n", "text/csv"),
+        ("\ufeffsepal_length,sepal_width\n5.1,3.5\n", "text/csv"),
+        ('\ufeff{"instances": [[5.1, 3.5]]}', "application/json"),
+    ],
+    ids=["csv", "csv-header", "json"],
+)
+def test_a_byte_order_mark_is_ignored(body: str, content_type: str) -> None:
+    assert parse_instances(body, content_type, FEATURES) == [[5.1, 3.5]]
+
+
+@pytest.mark.parametrize("digits", [39, 309, 400, 4_300, 4_301, 5_000, 100_000])
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_a_huge_json_integer_is_unprocessable_and_named(digits: int, sign: str) -> None:
+    number = sign + "9" * digits
+    shown = f"{number[:12]}… ({len(number):,} characters)"
+
+    as_list = refusal('{"instances": [[' + number + ", 1]]}")
+    as_object = refusal('{"instances": [{"sepal_length": 1, "sepal_width": ' + number + "}]}")
+
+    assert isinstance(as_list, UnprocessableRequest)
+    assert as_list.message.startswith(f"instances[0][0] = {shown} is too large")
+    assert isinstance(as_object, UnprocessableRequest)
+    assert as_object.message.startswith(f"instances[0].sepal_width = {shown} is too large")
+
+
+def test_a_huge_integer_outside_the_instances_is_ignored() -> None:
+    body = '{"instances": [[1, 2]], "note": ' + "9" * 5_000 + "}"
+
+    assert parse_instances(body, "application/json", FEATURES) == [[1.0, 2.0]]
+
+
+@pytest.mark.parametrize(
+    ("number", "message"),
+    [
+        ("1e400", "instances[0][0] must be a finite number, got inf."),
+        ("-1e99999999999", "instances[0][0] must be a finite number, got -inf."),
+        ("1" + "0" * 400 + ".5", "instances[0][0] must be a finite number, got inf."),
+    ],
+)
+def test_huge_json_decimals_are_unprocessable(number: str, message: str) -> None:
+    error = refusal('{"instances": [[' + number + ", 1]]}")
+
+    assert isinstance(error, UnprocessableRequest)
+    assert error.message == message
+
+
+def test_tiny_json_decimals_are_zero() -> None:
+    assert parse_instances('{"instances": [[1e-400, 1]]}', None, FEATURES) == [[0.0, 1.0]]
+
+
+def test_a_huge_csv_number_is_named_briefly() -> None:
+    error = refusal(f"1,{'9' * 300}\n", "text/csv")
+
+    assert error.message.startswith(f"CSV row 1, column 'sepal_width' = '{'9' * 11}… (302 ")
+
+
+WIDE = [f"{i:04d}" + "特征" * 62 for i in range(1_000)]  # 1,000 names of 128 characters
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (json.dumps({"instances": [[1.0]]}), "application/json"),
+        (json.dumps({"instances": [{WIDE[0]: 1.0}]}), "application/json"),
+        (json.dumps({"instances": [{f"x{i}" * 100: 1 for i in range(1_000)}]}), None),
+        (json.dumps({"instances": [["x" * 10_000] * 1_000]}), None),
+        ("1,2\n", "text/csv"),
+        (",".join(["1"] * 999 + ["y" * 10_000]), "text/csv"),
+        (",".join(["1"] * 999 + ["9" * 10_000]), "text/csv"),
+    ],
+    ids=["wrong-width", "missing", "unknown", "long-value", "csv-width", "csv-value", "csv-huge"],
+)
+def test_errors_on_a_wide_model_stay_small(body: str, content_type: str | None) -> None:
+    with pytest.raises(UnprocessableRequest) as error:
+        parse_instances(body, content_type, WIDE)
+
+    shown = json.dumps({"error": {"code": error.value.code, "message": error.value.message}})
+    assert len(shown) <= 8 * 1024, error.value.message[:300]
+    assert "more" in error.value.message or "characters" in error.value.message

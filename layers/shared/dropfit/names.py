@@ -11,6 +11,7 @@ import re
 import unicodedata
 
 from dropfit.errors import InvalidModelName
+from dropfit.public import excerpt
 
 MODEL_NAME_MAX = 36
 DIGEST_LENGTH = 12
@@ -43,8 +44,8 @@ def check_model_name(name: str) -> str:
     """Validate a model name taken from a URL path."""
     if len(name) > MODEL_NAME_MAX or not MODEL_NAME_PATTERN.fullmatch(name):
         raise InvalidModelName(
-            f"Invalid model name {name!r}: use lower-case letters, digits and single hyphens, "
-            f"at most {MODEL_NAME_MAX} characters."
+            f"Invalid model name {excerpt(name)!r}: use lower-case letters, digits and single "
+            f"hyphens, at most {MODEL_NAME_MAX} characters."
         )
     return name
 

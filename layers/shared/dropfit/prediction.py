@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -22,6 +22,7 @@ from dropfit.errors import (
 )
 from dropfit.labels import LabelMap
 from dropfit.options import DECIMAL, FLOAT32_MAX
+from dropfit.public import excerpt, listing
 
 MAX_INSTANCES = 10_000
 MAX_ENDPOINT_PAYLOAD = 4 * 1024 * 1024  # serverless endpoints accept at most 4 MB per request
@@ -38,32 +39,41 @@ def request_text(body: str | None, is_base64_encoded: bool | None) -> str:
     return body or ""
 
 
-def _some(names: Iterable[str], shown: int = 10) -> str:
-    """The first names, and how many more: an error message stays small whatever is sent."""
-    listed = list(names)
-    rest = f" and {len(listed) - shown} more" if len(listed) > shown else ""
-    return ", ".join(listed[:shown]) + rest
-
-
 def _media_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";", 1)[0].strip().lower()
 
 
+class _HugeInteger(str):
+    """A JSON integer of more digits than Python converts (sys.get_int_max_str_digits())."""
+
+
+def _huge_integers_as_text(text: str) -> int | _HugeInteger:
+    try:
+        return int(text)
+    except ValueError:  # over Python's limit on digits: too large for any float anyway
+        return _HugeInteger(text)
+
+
 def _number(value: Any, where: str) -> float:
+    if isinstance(value, _HugeInteger):
+        raise UnprocessableRequest(_too_large(where, value))
     # bool is an int in Python; true/false are not feature values
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UnprocessableRequest(f"{where} must be a number, got {json.dumps(value)[:40]}.")
-    number = float(value)
-    if not math.isfinite(number):
+        raise UnprocessableRequest(f"{where} must be a number, got {excerpt(json.dumps(value))}.")
+    if isinstance(value, float) and not math.isfinite(value):
         raise UnprocessableRequest(f"{where} must be a finite number, got {value!r}.")
-    if abs(number) > FLOAT32_MAX:
+    # an int is compared exactly, before float() (which overflows past 1e308)
+    if abs(value) > FLOAT32_MAX:
         raise UnprocessableRequest(_too_large(where, value))
-    return number
+    return float(value)
 
 
 def _too_large(where: str, value: object) -> str:
+    shown = value if isinstance(value, str) else repr(value)
+    if len(shown) > 24:  # an integer or decimal of hundreds of digits: say how many
+        shown = f"{shown[:12]}… ({len(shown):,} characters)"
     return (
-        f"{where} = {value!r} is too large: the k-NN model computes in 32-bit floats "
+        f"{where} = {shown} is too large: the k-NN model computes in 32-bit floats "
         "(at most about 3.4e38 in magnitude)."
     )
 
@@ -111,6 +121,9 @@ def parse_instances(
     name. A CSV body may start with a header row naming the features (any order).
     """
     media = _media_type(content_type)
+    # A byte-order mark is not part of the text (uploads accept one too); RFC 8259 lets JSON
+    # parsers ignore it, and Python's does for bytes.
+    body = body.removeprefix("\ufeff")
     if media in JSON_TYPES:
         rows = _parse_json(body, features)
     elif media in CSV_TYPES:
@@ -128,14 +141,23 @@ def parse_instances(
     return rows
 
 
+def _load_json(body: str) -> Any:
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        # Valid JSON, but an integer of more digits than Python converts: keep such integers
+        # as text (the slower hook only on this rare path) so that the value can be named.
+        return json.loads(body, parse_constant=_reject_constant, parse_int=_huge_integers_as_text)
+
+
 def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
+        document = _load_json(body)
     except RecursionError:
         raise BadRequest("The JSON body is nested too deeply.") from None
     except ValueError as error:
-        if isinstance(error, UnprocessableRequest):
-            raise
         raise BadRequest(f"The body is not valid JSON: {error}.") from None
     if not isinstance(document, dict) or "instances" not in document:
         raise BadRequest('The body must be a JSON object {"instances": [...]}.')
@@ -157,7 +179,7 @@ def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
             if len(instance) != n:
                 raise UnprocessableRequest(
                     f"instances[{i}] has {len(instance)} values; the model expects {n}: "
-                    f"{', '.join(features)}."
+                    f"{listing(features)}."
                 )
             rows.append([_number(v, f"instances[{i}][{j}]") for j, v in enumerate(instance)])
         elif isinstance(instance, dict):
@@ -166,12 +188,11 @@ def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
             if missing or unknown:
                 parts = []
                 if missing:
-                    parts.append(f"missing {', '.join(missing)}")
+                    parts.append(f"missing {listing(missing)}")
                 if unknown:
-                    parts.append(f"unknown {_some(str(u)[:40] for u in unknown)}")
+                    parts.append(f"unknown {listing(unknown)}")
                 raise UnprocessableRequest(
-                    f"instances[{i}] has {'; '.join(parts)}; "
-                    f"the features are {', '.join(features)}."
+                    f"instances[{i}] has {'; '.join(parts)}; the features are {listing(features)}."
                 )
             rows.append([_number(instance[f], f"instances[{i}].{f}") for f in features])
         else:
@@ -187,7 +208,7 @@ def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
         return []
     order = list(range(len(features)))
     header = [cell.strip().strip('"') for cell in lines[0].split(",")]
-    if set(header) == set(features) and len(header) == len(features):
+    if _is_header(header, features):
         order = [header.index(name) for name in features]
         lines = lines[1:]
     rows: list[list[float]] = []
@@ -196,7 +217,7 @@ def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
         if len(cells) != len(features):
             raise UnprocessableRequest(
                 f"CSV row {i} has {len(cells)} values; the model expects {len(features)}: "
-                f"{', '.join(features)}."
+                f"{listing(features)}."
             )
         row: list[float] = []
         # the feature `name` sits in cell j of the body (a header may reorder them)
@@ -206,16 +227,32 @@ def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
                 cell = cell[1:-1].strip()
             if not DECIMAL.fullmatch(cell):
                 raise UnprocessableRequest(
-                    f"CSV row {i}, column {name!r}: {cell[:40]!r} is not a finite decimal number."
+                    f"CSV row {i}, column {excerpt(name)!r}: {excerpt(cell)!r} is not a finite "
+                    "decimal number."
                 )
             value = float(cell)
             if not math.isfinite(value):  # e.g. 1e999
-                raise UnprocessableRequest(f"CSV row {i}, column {name!r} must be a finite number.")
+                raise UnprocessableRequest(
+                    f"CSV row {i}, column {excerpt(name)!r} must be a finite number."
+                )
             if abs(value) > FLOAT32_MAX:
-                raise UnprocessableRequest(_too_large(f"CSV row {i}, column {name!r}", cell))
+                raise UnprocessableRequest(
+                    _too_large(f"CSV row {i}, column {excerpt(name)!r}", repr(cell))
+                )
             row.append(value)
         rows.append(row)
     return rows
+
+
+def _is_header(cells: list[str], features: Sequence[str]) -> bool:
+    """Whether a CSV body's first row names the features (in any order) rather than holding data.
+
+    Feature names may be numbers (pandas writes ``0,1,...`` for unnamed columns): a row of
+    numbers is data unless it is the feature names exactly, in training order.
+    """
+    if len(cells) != len(features) or set(cells) != set(features):
+        return False
+    return cells == list(features) or not all(map(DECIMAL.fullmatch, cells))
 
 
 def to_endpoint_csv(rows: Sequence[Sequence[float]]) -> bytes:

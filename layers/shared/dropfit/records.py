@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Self
 
+from dropfit.public import public_text
+
 
 class RunStatus(StrEnum):
     FORMATTING = "FORMATTING"  # claimed by the format function
@@ -55,8 +57,10 @@ class Run:
         return cls(**values)
 
     def view(self) -> dict[str, Any]:
-        """The run as the (unauthenticated) API shows it: no bucket, versions or S3 locations."""
+        """The run as the API shows it: no bucket, versions, S3 locations, ARNs or account ids."""
         shown = self.to_attributes()
+        if self.reason is not None:
+            shown["reason"] = public_text(self.reason)
         shown["run"] = shown.pop("job")
         shown["source"] = {k: v for k, v in self.source.items() if k in ("key", "size")}
         shown.pop("artifact", None)

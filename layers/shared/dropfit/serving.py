@@ -12,6 +12,7 @@ from dropfit.aws.table import RunsTable
 from dropfit.errors import ApiError, ModelNotFound, ModelNotReady, UnprocessableRequest
 from dropfit.names import check_model_name
 from dropfit.prediction import parse_endpoint_answer, parse_instances, to_endpoint_csv
+from dropfit.public import public_text
 from dropfit.records import ModelRecord
 from dropfit.run_metadata import RunMetadata, RunMetadataStore
 
@@ -157,7 +158,12 @@ class ModelService:
             "endpoint": {
                 "name": record.endpoint,
                 "status": endpoint.status if endpoint else "NotCreated",
-                "failure_reason": endpoint.failure_reason if endpoint else None,
+                # SageMaker's words: they may name buckets, ARNs and images
+                "failure_reason": (
+                    public_text(endpoint.failure_reason)
+                    if endpoint and endpoint.failure_reason
+                    else None
+                ),
             },
             "features": expects.feature_names if expects else None,
             "classes": expects.classes if expects else None,
