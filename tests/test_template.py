@@ -383,6 +383,8 @@ def test_sample_event_matches_its_rule(
     [
         ("incoming/iris.csv", True),
         ("incoming/Team A/Wine Quality.CSV", True),
+        *((f"incoming/x.{ext}", True) for ext in ("csV", "cSv", "cSV", "Csv", "CsV", "CSv")),
+        ("incoming/x.csvx", False),
         ("incoming/notes.txt", False),
         ("incoming/iris.csv.bak", False),
         ("datasets/dropfit-iris-0123456789ab/train/train.csv", False),

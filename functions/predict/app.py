@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -55,7 +56,7 @@ def predict(model: str) -> dict[str, Any]:
     event = app.current_event
     neighbors = (event.query_string_parameters or {}).get("neighbors", "").lower() in ("1", "true")
     body = request_text(event.body, event.is_base64_encoded)
-    answer = service.predict(model, body, event.headers.get("content-type"), neighbors)
+    answer = service.predict(unquote(model), body, event.headers.get("content-type"), neighbors)
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=answer["count"])
     return answer
 
@@ -69,7 +70,8 @@ def list_models() -> dict[str, Any]:
 @app.get("/models/<model>")
 def describe_model(model: str) -> dict[str, Any]:
     metrics.add_metric(name="ModelLookups", unit=MetricUnit.Count, value=1)
-    return service.describe_model(model)
+    # Routes match the raw (percent-encoded) path: /models/%E5%A3%B2... names 売...
+    return service.describe_model(unquote(model))
 
 
 @app.exception_handler(ApiError)

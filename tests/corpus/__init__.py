@@ -56,10 +56,10 @@ class Case:
 
     @property
     def model(self) -> str:
-        """The model name the key gives (see README "Model names"); naming cases have none."""
-        from dropfit.names import model_name_from_key
+        """The model name the upload gives (see README "Model names"); naming cases have none."""
+        from dropfit.ingest import upload_model_name
 
-        return model_name_from_key(self.key, INCOMING)
+        return upload_model_name(self.key, INCOMING, self.metadata)
 
     def data(self) -> bytes:
         if self.source in GENERATORS:

@@ -300,8 +300,8 @@ BAD_UPLOADS = {
     "unknown option": BadUpload(
         lambda iris: iris,
         {"lable": "Species"},
-        "Unknown option 'lable'; known options are label, k, predictor_type, test_fraction, "
-        "sample_size and hp-<hyperparameter>.",
+        "Unknown option 'lable'; known options are name, label, k, predictor_type, "
+        "test_fraction, sample_size and hp-<hyperparameter>.",
     ),
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -611,25 +612,29 @@ def test_unknown_model_is_404_with_how_to_create_it(
     }
 
 
-def test_an_invalid_model_name_is_echoed_briefly(stack: Stack, predict_function: Function) -> None:
+def test_a_long_model_name_is_not_echoed_in_full(stack: Stack, predict_function: Function) -> None:
     answer = _call(predict_function, predict_event("x" * 5_000))
 
-    assert answer.status == 400
-    assert answer.body["error"]["message"] == (
-        f"Invalid model name '{'x' * 40}… (4,960 more characters)': use lower-case letters, "
-        "digits and single hyphens, at most 36 characters."
-    )
+    # The naming rule cuts it to 32 characters (23 of its own, "-" and 8 hex digits).
+    assert answer.status == 404
+    message = answer.body["error"]["message"]
+    assert re.fullmatch(
+        r"No model named 'x{23}-[0-9a-f]{8}'\. Upload incoming/x{23}-[0-9a-f]{8}\.csv to create it\.",
+        message,
+    ), message
 
 
-def test_invalid_model_name_is_400(stack: Stack, predict_function: Function) -> None:
-    answer = _call(predict_function, predict_event("Iris_v2"))
+def test_a_model_name_without_letters_or_digits_is_400(
+    stack: Stack, predict_function: Function
+) -> None:
+    answer = _call(predict_function, predict_event("-_-"))
 
     assert answer.status == 400
     assert answer.body == {
         "error": {
             "code": "InvalidModelName",
-            "message": "Invalid model name 'Iris_v2': use lower-case letters, digits and single "
-            "hyphens, at most 36 characters.",
+            "message": "Invalid model name: a model name has at least one letter or digit "
+            "(see GET /models).",
         }
     }
 

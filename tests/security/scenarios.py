@@ -170,7 +170,17 @@ def format_paths(w: World) -> None:
     assert fmt(object_created(legacy, None, len(IRIS)))["outcome"] == "started"
     # 5. a channel written in parts fails to complete: its multipart upload is aborted
     _channel_fails_to_complete(w)
-    # 6. CreateTrainingJob throttled on every attempt: Lambda's retries, then the DLQ
+    # 6. another key for a taken model name: refused, noted on the owner's record, notified
+    refused = _upload_and_format(w, f"{NAMES.incoming}IRIS.csv", IRIS)
+    assert (refused["outcome"], refused["model"]) == ("rejected", "iris")
+    # 7. a model recorded before names had owners: given to its latest run's key, then claimed
+    w.dynamodb.update_item(
+        TableName=NAMES.table,
+        Key={"pk": {"S": "MODEL"}, "sk": {"S": "iris"}},
+        UpdateExpression="REMOVE source_key",
+    )
+    assert _upload_and_format(w, key, IRIS + b"\n")["outcome"] == "started"
+    # 8. CreateTrainingJob throttled on every attempt: Lambda's retries, then the DLQ
     busy = f"{NAMES.incoming}busy.csv"
     busy_version = w.upload(busy, IRIS)
     with _stubbed(w, "format", "sagemaker") as stub:

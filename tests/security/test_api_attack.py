@@ -365,11 +365,12 @@ HOSTILE: list[tuple[Any, ...]] = [
         422,
         "InvalidInstances",
     ),
-    # names
-    ("uppercase-model", "IRIS", "{}", JSON, "", 400, "InvalidModelName"),
-    ("traversal-model", "..%2F..%2Fetc", "{}", JSON, "", 400, "InvalidModelName"),
-    ("long-model", "a" * 37, "{}", JSON, "", 400, "InvalidModelName"),
-    ("8000-character-model", "a" * 8_000, "{}", JSON, "", 400, "InvalidModelName"),
+    # names (a path names a model by README's naming rule, as a key under incoming/ would)
+    ("uppercase-model", "IRIS", ONE_ROW, JSON, "", 200, None),
+    ("traversal-model", "..%2F..%2Fetc", "{}", JSON, "", 404, "ModelNotFound"),
+    ("long-model", "a" * 37, "{}", JSON, "", 404, "ModelNotFound"),
+    ("8000-character-model", "a" * 8_000, "{}", JSON, "", 404, "ModelNotFound"),
+    ("no-letters-model", "-_-", "{}", JSON, "", 400, "InvalidModelName"),
     ("unknown-model", "nope", "{}", JSON, "", 404, "ModelNotFound"),
     # models that cannot answer
     ("not-deployed", "pending", ONE_ROW, JSON, "", 503, "ModelNotReady"),
@@ -433,10 +434,12 @@ def test_get_routes_answer_by_the_spec(api: PredictApi) -> None:
         ("/models/iris", "/models/{model}", 200),
         ("/models/pending", "/models/{model}", 200),
         ("/models/nope", "/models/{model}", 404),
-        ("/models/NOPE", "/models/{model}", 400),
+        ("/models/NOPE", "/models/{model}", 404),
+        ("/models/IRIS", "/models/{model}", 200),
+        ("/models/---", "/models/{model}", 400),
         ("/models/leaky", "/models/{model}", 200),
         ("/models/long-names", "/models/{model}", 200),
-        ("/models/" + "a" * 8_000, "/models/{model}", 400),
+        ("/models/" + "a" * 8_000, "/models/{model}", 404),
     ):
         answer = api.request("GET", path)
         assert answer.status == status, answer.body

@@ -201,12 +201,15 @@ def test_an_event_key_that_is_url_encoded_resolves_despite_403_for_the_literal_k
     with Stubber(client) as stub:
         _forbidden(stub, "head_object")  # "incoming/Team+A/Wine+Quality.csv" is not a key
         stub.add_response(
-            "head_object", {}, {"Bucket": NAMES.bucket, "Key": real, "VersionId": "v1"}
+            "head_object",
+            {"Metadata": {"name": "wine"}},
+            {"Bucket": NAMES.bucket, "Key": real, "VersionId": "v1"},
         )
 
-        found = Storage(client).resolve_key(NAMES.bucket, "incoming/Team+A/Wine+Quality.csv", "v1")
+        found = Storage(client).find_upload(NAMES.bucket, "incoming/Team+A/Wine+Quality.csv", "v1")
 
-    assert found == real
+    assert found is not None
+    assert (found.key, found.metadata) == (real, {"name": "wine"})
 
 
 def test_an_object_deleted_before_it_is_read_is_a_reason_not_a_crash_despite_403() -> None:
@@ -216,6 +219,6 @@ def test_an_object_deleted_before_it_is_read_is_a_reason_not_a_crash_despite_403
         _forbidden(stub, "get_object")
         storage = Storage(client)
 
-        assert storage.resolve_key(NAMES.bucket, "incoming/gone.csv", "v1") is None
+        assert storage.find_upload(NAMES.bucket, "incoming/gone.csv", "v1") is None
         with pytest.raises(InvalidUpload, match="was deleted before it could be read"):
             storage.open_upload(NAMES.bucket, "incoming/gone.csv", "v1")

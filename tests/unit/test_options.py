@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from dropfit.errors import InvalidUpload
-from dropfit.options import K_MAX, UploadOptions, parse_options
+from dropfit.options import K_MAX, UploadOptions, parse_options, requested_model_name
 
 
 def error_of(metadata: dict[str, str]) -> str:
@@ -21,6 +21,7 @@ def test_no_metadata_gives_the_defaults() -> None:
 def test_every_option_is_parsed() -> None:
     options = parse_options(
         {
+            "name": " iris-2 ",
             "label": " Species ",
             "k": " 5 ",
             "predictor_type": "Regressor",
@@ -31,6 +32,7 @@ def test_every_option_is_parsed() -> None:
     )
 
     assert options == UploadOptions(
+        name="iris-2",
         label="Species",
         k=5,
         predictor_type="regressor",
@@ -89,8 +91,8 @@ def test_hyperparameter_values_need_1_to_256_characters(value: str) -> None:
 
 def test_unknown_option_names_the_known_ones() -> None:
     assert error_of({"lable": "Species"}) == (
-        "Unknown option 'lable'; known options are label, k, predictor_type, test_fraction, "
-        "sample_size and hp-<hyperparameter>."
+        "Unknown option 'lable'; known options are name, label, k, predictor_type, "
+        "test_fraction, sample_size and hp-<hyperparameter>."
     )
 
 
@@ -165,3 +167,27 @@ def test_the_record_keeps_only_what_was_set() -> None:
         "label": "y",
         "k": "5",
     }
+
+
+def test_the_name_option_is_read_alone_before_the_others() -> None:
+    metadata = {"Name": "iris-2", "k": "not a number"}
+
+    assert requested_model_name(metadata) == "iris-2"
+    assert requested_model_name({"k": "3"}) is None
+    assert parse_options({"name": "iris-2"}).as_record() == {
+        "name": "iris-2",
+        "test_fraction": "0.25",
+    }
+
+
+@pytest.mark.parametrize("value", ["Iris", "iris_2", "-iris", "a--b", "x" * 33, "", "売上"])
+def test_a_chosen_name_must_be_a_model_name(value: str) -> None:
+    expected = (
+        f"Option name: Invalid model name {value.strip()!r}: use lower-case letters, digits and "
+        "single hyphens, at most 32 characters. For example name=iris-2."
+    )
+    with pytest.raises(InvalidUpload) as error:
+        requested_model_name({"name": value})
+
+    assert error.value.message == expected
+    assert error_of({"name": value}) == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,8 +13,15 @@ from dropfit.aws.sagemaker import SageMakerControl
 from dropfit.aws.table import RunsTable
 from dropfit.dataset import TrainLayout, plan_dataset
 from dropfit.errors import InvalidUpload
-from dropfit.names import endpoint_name, job_name, model_name_from_key, source_digest
-from dropfit.options import parse_options
+from dropfit.names import (
+    MODEL_NAME_MAX,
+    endpoint_name,
+    job_name,
+    model_name_from_key,
+    relative_key,
+    source_digest,
+)
+from dropfit.options import parse_options, requested_model_name
 from dropfit.records import Run, RunStatus, now_iso
 from dropfit.run_metadata import CONTENT_TYPE as METADATA_CONTENT_TYPE
 from dropfit.run_metadata import metadata_key, run_prefix
@@ -62,14 +70,20 @@ class Ingestor:
             # The rule filters these out; a stray event must never touch other data.
             return IngestResult("ignored", reason=f"s3://{upload.bucket}/{upload.key} is not ours")
         # Name the model after the object's real key (events may carry it URL-encoded).
-        key = self.storage.resolve_key(upload.bucket, upload.key, upload.version_id) or upload.key
+        found = self.storage.find_upload(upload.bucket, upload.key, upload.version_id)
+        key = found.key if found is not None else upload.key
         try:
-            model = model_name_from_key(key, settings.incoming_prefix)
+            model = upload_model_name(
+                key, settings.incoming_prefix, found.metadata if found else {}
+            )
         except InvalidUpload as error:
             # No model name means nowhere to record a run: log and notify only.
             logger.warning("upload rejected", extra={"key": upload.key, "reason": error.message})
             self.notifier.run_failed("-", "-", "naming", error.message)
             return IngestResult("rejected", reason=error.message)
+        owner = self.table.claim_model(model, endpoint_name(settings.name_prefix, model), key)
+        if owner is not None:
+            return self._refuse_taken_name(model, key, owner)
         job = job_name(
             settings.name_prefix,
             model,
@@ -102,6 +116,24 @@ class Ingestor:
                 "upload rejected", extra={"model": model, "run": job, "reason": error.message}
             )
             return IngestResult("rejected", model=model, run=job, reason=error.message)
+
+    def _refuse_taken_name(self, model: str, key: str, owner: str) -> IngestResult:
+        """Another key owns the name: no run, no training; the owner's model is untouched."""
+        prefix = self.settings.incoming_prefix
+        ours, theirs = relative_key(key, prefix), relative_key(owner, prefix)
+        reason = (
+            f"The model name {model!r} belongs to {theirs}; {ours} maps to the same name and was "
+            f"not trained ({theirs}'s model is unchanged). Upload it again under a file name of "
+            f"its own, or choose its model name with the name option (S3 metadata, e.g. "
+            f"--metadata name={_suggested_name(model)})."
+        )
+        self.table.note_refused_upload(model, ours, reason)
+        self.notifier.run_failed(model, "-", "naming", reason)
+        logger.warning(
+            "upload refused: model name taken",
+            extra={"model": model, "key": ours, "owner": theirs, "reason": reason},
+        )
+        return IngestResult("rejected", model=model, reason=reason)
 
     def _format_and_train(
         self, upload: UploadedObject, key: str, model: str, job: str
@@ -173,3 +205,12 @@ class Ingestor:
             },
         )
         return IngestResult("started", model=model, run=job)
+
+
+def upload_model_name(key: str, incoming_prefix: str, metadata: Mapping[str, str]) -> str:
+    """The upload's ``name`` option if it has one, else the name its key gives."""
+    return requested_model_name(metadata) or model_name_from_key(key, incoming_prefix)
+
+
+def _suggested_name(model: str) -> str:
+    return f"{model[: MODEL_NAME_MAX - 2].rstrip('-')}-2"

@@ -1,7 +1,9 @@
 """Names of models and SageMaker resources.
 
-SageMaker names match ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``. The template limits the prefix to 12
-characters and model names are cut to 36, so ``{prefix}-{model}-{digest}`` always fits in 63.
+SageMaker names match ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``. Every resource name starts with the
+stack's prefix (``NAME_PREFIX``, at most 17 characters: template.yaml's constraint) and model
+names are at most 32 characters, so ``{prefix}-{model}-{digest}`` always fits in
+17 + 1 + 32 + 1 + 12 = 63.
 """
 
 from __future__ import annotations
@@ -13,35 +15,76 @@ import unicodedata
 from dropfit.errors import InvalidModelName
 from dropfit.public import excerpt
 
-MODEL_NAME_MAX = 36
+PREFIX_MAX = 17
+MODEL_NAME_MAX = 32
 DIGEST_LENGTH = 12
+# A model name that lost characters or was cut ends in this many hex digits of its key.
+NAME_DIGEST_LENGTH = 8
 _NOT_ALLOWED = re.compile(r"[^a-z0-9]+")
 MODEL_NAME_PATTERN = re.compile(r"[a-z0-9](?:-?[a-z0-9])*")
+_CSV = ".csv"
+
+
+def relative_key(key: str, incoming_prefix: str) -> str:
+    """The key as the user named it, without the incoming prefix: ``a/b.csv``."""
+    return key[len(incoming_prefix) :] if key.startswith(incoming_prefix) else key
 
 
 def model_name_from_key(key: str, incoming_prefix: str) -> str:
     """``incoming/Team A/Wine Quality.csv`` -> ``team-a-wine-quality``.
 
-    Accents are dropped from their letters (``Café`` -> ``cafe``); lower case; every run of
-    characters outside ``[a-z0-9]`` becomes one ``-``; trimmed; at most 36 characters.
-    Sub-folders under the incoming prefix become part of the name.
+    The key under the incoming prefix, without its ``.csv`` (any case), named by
+    :func:`model_name`. Sub-folders under the incoming prefix become part of the name.
     """
-    relative = key[len(incoming_prefix) :] if key.startswith(incoming_prefix) else key
-    if relative.lower().endswith(".csv"):
-        relative = relative[: -len(".csv")]
-    # NFKD splits "é" into "e" and a combining accent, which the ASCII encoding then drops
-    ascii_only = unicodedata.normalize("NFKD", relative).encode("ascii", "ignore").decode()
-    name = _NOT_ALLOWED.sub("-", ascii_only.lower()).strip("-")[:MODEL_NAME_MAX].strip("-")
-    if not name:
+    stem = relative_key(key, incoming_prefix)
+    if stem.lower().endswith(_CSV):
+        stem = stem[: -len(_CSV)]
+    try:
+        return model_name(stem)
+    except InvalidModelName:
         raise InvalidModelName(
             f"Cannot derive a model name from the key {key!r}: it needs at least one letter or "
             "digit before '.csv'."
-        )
-    return name
+        ) from None
+
+
+def model_name(text: str) -> str:
+    """The naming rule: ``Wine Quality`` -> ``wine-quality``, ``売上2024`` -> ``2024-<digest>``.
+
+    Accents are dropped from their letters (``Café`` -> ``cafe``); lower case; every run of
+    characters outside ``[a-z0-9]`` becomes one ``-``; trimmed. A text that lost letters or digits
+    with no ASCII form (other scripts, ``ß``), or whose name would be longer than 32
+    characters, is cut to leave room for ``-`` and 8 hex digits of its own sha256 (in NFC), so
+    that two different texts never share a name by losing what told them apart. A name is
+    never longer than 32 characters, and a valid name is its own name.
+    """
+    # NFKD splits "é" into "e" and a combining accent (dropped); "ﬁ" becomes "fi".
+    decomposed = unicodedata.normalize("NFKD", text)
+    ascii_only = "".join(c for c in decomposed if c.isascii())
+    name = _NOT_ALLOWED.sub("-", ascii_only.lower()).strip("-")
+    # Other symbols (a dash, a tick) go the way of ASCII punctuation; a letter or digit is lost.
+    lost = any(c.isalnum() and not c.isascii() for c in decomposed)
+    if not lost and len(name) <= MODEL_NAME_MAX:
+        if not name:
+            raise InvalidModelName("A model name needs at least one letter or digit.")
+        return name
+    digest = hashlib.sha256(unicodedata.normalize("NFC", text).encode()).hexdigest()
+    head = name[: MODEL_NAME_MAX - NAME_DIGEST_LENGTH - 1].strip("-")
+    return f"{head}-{digest[:NAME_DIGEST_LENGTH]}" if head else digest[:NAME_DIGEST_LENGTH]
+
+
+def model_name_from_path(text: str) -> str:
+    """The model a URL path names: the naming rule applied to it (``IRIS`` -> ``iris``)."""
+    try:
+        return model_name(text)
+    except InvalidModelName:
+        raise InvalidModelName(
+            "Invalid model name: a model name has at least one letter or digit (see GET /models)."
+        ) from None
 
 
 def check_model_name(name: str) -> str:
-    """Validate a model name taken from a URL path."""
+    """Validate a model name chosen by the user (the ``name`` option)."""
     if len(name) > MODEL_NAME_MAX or not MODEL_NAME_PATTERN.fullmatch(name):
         raise InvalidModelName(
             f"Invalid model name {excerpt(name)!r}: use lower-case letters, digits and single "

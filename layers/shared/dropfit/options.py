@@ -13,7 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dropfit.errors import InvalidUpload
+from dropfit.errors import InvalidModelName, InvalidUpload
+from dropfit.names import check_model_name
 
 PREDICTOR_TYPES = ("classifier", "regressor")
 K_MAX = 1024  # the built-in k-NN's documented maximum
@@ -26,11 +27,13 @@ HYPERPARAMETER_PREFIX = "hp-"
 # Set by Dropfit itself from the data; an hp- override would make the job disagree with the data.
 RESERVED_HYPERPARAMETERS = frozenset({"feature_dim", "k", "predictor_type", "sample_size"})
 _HYPERPARAMETER_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
-KNOWN_OPTIONS = ("label", "k", "predictor_type", "test_fraction", "sample_size")
+KNOWN_OPTIONS = ("name", "label", "k", "predictor_type", "test_fraction", "sample_size")
+NAME_OPTION = "name"
 
 
 @dataclass(frozen=True, slots=True)
 class UploadOptions:
+    name: str | None = None  # the model's name, instead of the one the key gives
     label: str | None = None
     k: int | None = None
     predictor_type: str | None = None
@@ -41,7 +44,7 @@ class UploadOptions:
     def as_record(self) -> dict[str, object]:
         """What is stored with the run (only what the user set, plus defaults that matter)."""
         record: dict[str, object] = {"test_fraction": str(self.test_fraction)}
-        for name in ("label", "k", "predictor_type", "sample_size"):
+        for name in ("name", "label", "k", "predictor_type", "sample_size"):
             value = getattr(self, name)
             if value is not None:
                 record[name] = str(value)
@@ -60,6 +63,25 @@ def _int_option(name: str, raw: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise InvalidUpload(f"Option {name}={value} is out of range; expected {low}..{high}.")
     return value
+
+
+def _option_key(raw_key: str) -> str:
+    return raw_key.strip().lower().replace("-", "_")
+
+
+def _model_name_option(raw: str) -> str:
+    try:
+        return check_model_name(raw.strip())
+    except InvalidModelName as error:
+        raise InvalidModelName(
+            f"Option {NAME_OPTION}: {error.message} For example {NAME_OPTION}=iris-2."
+        ) from None
+
+
+def requested_model_name(metadata: Mapping[str, str]) -> str | None:
+    """The ``name`` option alone, validated: read before the upload has a model to run under."""
+    chosen = [value for key, value in metadata.items() if _option_key(key) == NAME_OPTION]
+    return _model_name_option(chosen[-1]) if chosen else None
 
 
 def parse_options(metadata: Mapping[str, str]) -> UploadOptions:
@@ -81,7 +103,7 @@ def parse_options(metadata: Mapping[str, str]) -> UploadOptions:
                 raise InvalidUpload(f"Hyperparameter {name} needs a value of 1 to 256 characters.")
             extra[name] = raw_value
             continue
-        key = key.replace("-", "_")
+        key = _option_key(key)
         if key not in KNOWN_OPTIONS:
             raise InvalidUpload(
                 f"Unknown option {raw_key!r}; known options are {', '.join(KNOWN_OPTIONS)} "
@@ -119,6 +141,7 @@ def parse_options(metadata: Mapping[str, str]) -> UploadOptions:
             )
 
     return UploadOptions(
+        name=_model_name_option(values[NAME_OPTION]) if NAME_OPTION in values else None,
         label=label.strip() if label is not None else None,
         k=_int_option("k", values["k"], 1, K_MAX) if "k" in values else None,
         predictor_type=predictor_type,

@@ -82,6 +82,10 @@ class ModelRecord:
     deploying_run: str | None = None  # last config we asked the endpoint to take
     deployed_run: str | None = None  # the run the endpoint serves
     updated_at: str = ""
+    # The one S3 key whose uploads train this model (absent on records older than the field).
+    source_key: str | None = None
+    # The last upload refused this name because another key owns it: key, reason, at.
+    refused_upload: dict[str, str] | None = None
 
     def to_attributes(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -10,7 +10,7 @@ from typing import Any
 from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
 from dropfit.errors import ApiError, ModelNotFound, ModelNotReady, UnprocessableRequest
-from dropfit.names import check_model_name
+from dropfit.names import model_name_from_path
 from dropfit.prediction import parse_endpoint_answer, parse_instances, to_endpoint_csv
 from dropfit.public import public_text
 from dropfit.records import ModelRecord
@@ -38,7 +38,7 @@ class ModelService:
     _serving: dict[str, tuple[float, ModelRecord]] = field(default_factory=dict)
 
     def _model(self, model: str) -> ModelRecord:
-        record = self.table.get_model(check_model_name(model), consistent=False)
+        record = self.table.get_model(model, consistent=False)
         if record is None:
             raise ModelNotFound(
                 f"No model named {model!r}. Upload incoming/{model}.csv to create it."
@@ -82,6 +82,7 @@ class ModelService:
     def predict(
         self, model: str, body: str, content_type: str | None, neighbors: bool = False
     ) -> dict[str, Any]:
+        model = model_name_from_path(model)
         record, serving, from_cache = self._serving_model(model)
         expected = self._run(model, serving)
         try:
@@ -134,6 +135,7 @@ class ModelService:
         }
 
     def describe_model(self, model: str) -> dict[str, Any]:
+        model = model_name_from_path(model)
         record = self._model(model)
         endpoint = self.control.describe_endpoint(record.endpoint)
         latest = self.table.get_run(model, record.latest_run) if record.latest_run else None
@@ -171,4 +173,6 @@ class ModelService:
             "metrics": deployed.metrics if deployed else None,
             "deployed_run": deployed.view() if deployed else None,
             "latest_run": latest.view() if latest else None,
+            # Never a run of this model: another key's upload that this name was refused to.
+            "refused_upload": record.refused_upload,
         }

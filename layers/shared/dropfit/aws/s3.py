@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -50,25 +51,31 @@ def _version(version_id: str | None) -> dict[str, str]:
     return {"VersionId": version_id} if version_id and version_id != "null" else {}
 
 
+@dataclass(frozen=True, slots=True)
+class FoundUpload:
+    key: str
+    metadata: dict[str, str]
+
+
 class Storage:
     def __init__(self, client: Any, part_bytes: int = PART_BYTES) -> None:
         self.client = client
         self.part_bytes = part_bytes
 
-    def resolve_key(self, bucket: str, key: str, version_id: str | None) -> str | None:
-        """The object's real key, or None if it is gone.
+    def find_upload(self, bucket: str, key: str, version_id: str | None) -> FoundUpload | None:
+        """The object's real key and its user metadata, or None if it is gone.
 
         S3 notifications URL-encode keys ('my data.csv' arrives as 'my+data.csv'); try the key
         as given first, then decoded, so both encodings of an event work.
         """
         for candidate in dict.fromkeys((key, unquote_plus(key))):
             try:
-                self.client.head_object(Bucket=bucket, Key=candidate, **_version(version_id))
+                head = self.client.head_object(Bucket=bucket, Key=candidate, **_version(version_id))
             except ClientError as error:
                 if error.response["Error"]["Code"] in _GONE:
                     continue
                 raise
-            return candidate
+            return FoundUpload(candidate, dict(head.get("Metadata", {})))
         return None
 
     def open_upload(self, bucket: str, key: str, version_id: str | None) -> Upload:

@@ -137,6 +137,81 @@ class RunsTable:
         ).get("Item")
         return ModelRecord.from_attributes(_attributes(item)) if item else None
 
+    def claim_model(self, model: str, endpoint: str, source_key: str) -> str | None:
+        """Make ``source_key`` the one key whose uploads train ``model``; the owner if another.
+
+        One conditional write: the first upload of a name creates its record and owns it, later
+        uploads of the same key pass, any other key is refused. A record older than ownership
+        is first given to the key of its latest run (conditionally too, so racing claims agree).
+        """
+        for _ in range(2):
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=_model_key(model),
+                    UpdateExpression=(
+                        "SET #model = :model, #endpoint = :endpoint, #source = :key, "
+                        "#created = if_not_exists(#created, :now)"
+                    ),
+                    ConditionExpression="attribute_not_exists(pk) OR #source = :key",
+                    ExpressionAttributeNames={
+                        "#model": "model",
+                        "#endpoint": "endpoint",
+                        "#source": "source_key",
+                        "#created": "created_at",
+                    },
+                    ExpressionAttributeValues=_item(
+                        {
+                            ":model": model,
+                            ":endpoint": endpoint,
+                            ":key": source_key,
+                            ":now": now_iso(),
+                        }
+                    ),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as error:
+                if not _conditional_failed(error):
+                    raise
+                item: dict[str, Any] = error.response.get("Item", {})  # type: ignore[assignment]
+                current = _attributes(item)
+                if "source_key" in current:
+                    return str(current["source_key"])
+                self._adopt_legacy_model(model, current.get("latest_run"), source_key)
+                continue
+            return None
+        raise RuntimeError(f"model {model}: its owner changed twice while being claimed")
+
+    def _adopt_legacy_model(self, model: str, latest_run: str | None, claimant: str) -> None:
+        """Give a record from before ownership to the key its latest run was uploaded as."""
+        run = self.get_run(model, latest_run) if latest_run else None
+        owner = run.source.get("key") if run is not None else None
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_model_key(model),
+                UpdateExpression="SET #source = :owner",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#source)",
+                ExpressionAttributeNames={"#source": "source_key"},
+                ExpressionAttributeValues=_item({":owner": owner or claimant}),
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise  # else a racing claim adopted it first: the next claim reads its owner
+
+    def note_refused_upload(self, model: str, key: str, reason: str) -> None:
+        """Keep the last upload refused this model's name on its record, beside its runs."""
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=_model_key(model),
+            UpdateExpression="SET #refused = :refused",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#refused": "refused_upload"},
+            ExpressionAttributeValues=_item(
+                {":refused": {"key": key, "reason": reason, "at": now_iso()}}
+            ),
+        )
+
     def record_upload(self, model: str, endpoint: str, job: str) -> None:
         """Create the model on its first upload; always point ``latest_run`` at this upload."""
         stamp = now_iso()

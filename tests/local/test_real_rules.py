@@ -1,0 +1,71 @@
+"""The real template's EventBridge rules, matched by moto as the local stack matches them.
+
+Each rule is put on moto's default bus with its resolved pattern and an SQS target, exactly as
+``LocalStack`` creates it; events are then put on the bus and the queue says which matched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from dropfit_local.template import EventRule, StackModel, read_stack
+from tests.template_utils import ROOT
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def real() -> StackModel:
+    return read_stack(ROOT / "template.yaml")
+
+
+@pytest.fixture
+def bus() -> Iterator[tuple[Any, Any]]:
+    with mock_aws():
+        yield boto3.client("events", REGION), boto3.client("sqs", REGION)
+
+
+def _matches(bus: tuple[Any, Any], rule: EventRule, source: str, kind: str, detail: Any) -> bool:
+    events, sqs = bus
+    name = f"probe-{rule.event_id}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_rule(Name=name, EventPattern=json.dumps(rule.pattern))
+    events.put_targets(Rule=name, Targets=[{"Id": "probe", "Arn": arn["QueueArn"]}])
+    events.put_events(
+        Entries=[{"Source": source, "DetailType": kind, "Detail": json.dumps(detail)}]
+    )
+    received = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])
+    events.remove_targets(Rule=name, Ids=["probe"])
+    events.delete_rule(Name=name)
+    sqs.delete_queue(QueueUrl=url)
+    return bool(received)
+
+
+SPELLINGS = ["csv", "csV", "cSv", "cSV", "Csv", "CsV", "CSv", "CSV"]
+
+
+@pytest.mark.parametrize(
+    ("key", "starts_a_run"),
+    [
+        *((f"incoming/x.{ext}", True) for ext in SPELLINGS),
+        ("incoming/a/Wine Quality.Csv", True),
+        ("incoming/x.csvx", False),
+        ("incoming/x.txt", False),
+        ("datasets/x/run/train/train.csv", False),
+        ("x.Csv", False),
+    ],
+)
+def test_every_spelling_of_csv_under_incoming_starts_a_run(
+    real: StackModel, bus: tuple[Any, Any], key: str, starts_a_run: bool
+) -> None:
+    (rule,) = real.function("FormatFunction").rules
+    detail = {"bucket": {"name": real.buckets[0].name}, "object": {"key": key}}
+
+    assert _matches(bus, rule, "aws.s3", "Object Created", detail) is starts_a_run
