@@ -83,9 +83,7 @@ def pipeline(ctx: Context) -> Iterator[Result]:
 
 def _served_run(stack: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The training job and endpoint of the run the model serves, from the local SageMaker."""
-    import requests
-
-    described = requests.get(f"{stack.api_url}/models/iris", timeout=30).json()
+    described = stack.api_client().get("/models/iris", timeout=30).json()
     sagemaker = stack.client("sagemaker")
     job = sagemaker.describe_training_job(TrainingJobName=described["deployed_run"]["run"])
     endpoint = sagemaker.describe_endpoint(EndpointName=described["endpoint"]["name"])

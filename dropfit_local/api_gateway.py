@@ -6,6 +6,9 @@
 * Requests become payload format 2.0 events; the function's answer becomes the HTTP response with
   the 2.0 rules (``statusCode``/``headers``/``cookies``/``body``/``isBase64Encoded``; any other
   JSON answer is a ``200`` ``application/json`` body).
+* Each matched route is under the API's default authorizer (``dropfit_local.authorizers``: IAM,
+  JWT or none, as the template's ``Auth`` says); a refused request gets API Gateway's ``401`` or
+  ``403`` and never reaches the function, whose event carries ``requestContext.authorizer``.
 * API Gateway's own answers: no route ``404 {"message":"Not Found"}``, a failed function
   ``500 {"message":"Internal Server Error"}``, a body over 10 MB (or an event over Lambda's
   6 MB) ``413``.
@@ -26,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from dropfit_local.authorizers import Allowed, Authorizer, NoAuthorizer, Request
 from dropfit_local.lambda_runtime import InvocationError, InvocationResult, PayloadTooLarge
 from dropfit_local.template import HttpRoute
 
@@ -155,6 +159,7 @@ def build_event(
     account_id: str,
     request_id: str,
     now: float,
+    authorizer: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The payload format 2.0 event API Gateway sends the function for this request."""
     merged: dict[str, str] = {}
@@ -184,6 +189,7 @@ def build_event(
     event["requestContext"] = {
         "accountId": account_id,
         "apiId": api_id,
+        **({"authorizer": dict(authorizer)} if authorizer else {}),
         "domainName": host,
         "domainPrefix": host.split(".", 1)[0],
         "http": {
@@ -319,9 +325,11 @@ class LocalHttpApi:
         account_id: str,
         host: str = "127.0.0.1",
         port: int = 3000,
+        authorizer: Authorizer | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.router = Router(routes)
+        self.authorizer = authorizer or NoAuthorizer()
         self._invoke = invoke
         self.api_id = api_id
         self.account_id = account_id
@@ -368,23 +376,44 @@ class LocalHttpApi:
             else:
                 route, parameters = matched
                 route_key = route.route_key
-                event = build_event(
-                    method=request.command,
-                    raw_path=raw_path,
-                    raw_query=raw_query,
-                    headers=list(request.headers.items()),
-                    body=body,
-                    route=route,
-                    path_parameters=parameters,
-                    source_ip=request.client_address[0],
-                    api_id=self.api_id,
-                    account_id=self.account_id,
-                    request_id=request_id,
-                    now=time.time(),
+                headers = list(request.headers.items())
+                verdict = self.authorizer.authorize(
+                    Request(request.command, request.path, headers, body)
                 )
-                response = self._call(route, event)
+                if isinstance(verdict, Allowed):
+                    event = build_event(
+                        method=request.command,
+                        raw_path=raw_path,
+                        raw_query=raw_query,
+                        headers=headers,
+                        body=body,
+                        route=route,
+                        path_parameters=parameters,
+                        source_ip=request.client_address[0],
+                        api_id=self.api_id,
+                        account_id=self.account_id,
+                        request_id=request_id,
+                        now=time.time(),
+                        authorizer=verdict.context,
+                    )
+                    response = self._call(route, event)
+                else:
+                    refused = api_error(verdict.status, verdict.message)
+                    response = HttpResponse(
+                        refused.status, [*refused.headers, *verdict.headers], refused.body
+                    )
         except _TooLarge:
             response = TOO_LARGE
+        return self._logged(request, request_id, started, route_key, response)
+
+    def _logged(
+        self,
+        request: BaseHTTPRequestHandler,
+        request_id: str,
+        started: float,
+        route_key: str,
+        response: HttpResponse,
+    ) -> HttpResponse:
         elapsed = (time.monotonic() - started) * 1000
         self._log(
             f"[api] {request.command} {request.path} -> {response.status} "

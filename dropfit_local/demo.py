@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
+from dropfit_cli.api import ApiClient
 from dropfit_local.metrics import accuracy, macro_f1
 from dropfit_local.stack import ROOT, LocalStack
 
@@ -66,7 +65,7 @@ class Progress:
 
 
 def wait_until_served(
-    api_url: str,
+    api: ApiClient,
     model: str,
     *,
     run_is_new: Callable[[str | None], bool],
@@ -78,8 +77,8 @@ def wait_until_served(
     deadline = time.monotonic() + timeout
     shown = ""
     while time.monotonic() < deadline:
-        response = requests.get(f"{api_url}/models/{model}", timeout=30)
-        if response.status_code == 200:
+        response = api.get(f"/models/{model}", timeout=30)
+        if response.status == 200:
             description = response.json()
             progress = Progress.of(description)
             if run_is_new(progress.run):
@@ -92,8 +91,8 @@ def wait_until_served(
                 deployed = (description.get("deployed_run") or {}).get("run")
                 if progress.status == "ready" and deployed == progress.run:
                     return dict(description)
-        elif response.status_code != 404:
-            raise DemoFailed(f"GET /models/{model}: {response.status_code} {response.text}")
+        elif response.status != 404:
+            raise DemoFailed(f"GET /models/{model}: {response.status} {response.text}")
         time.sleep(POLL_SECONDS)
     raise DemoFailed(f"model {model} was not served within {timeout:.0f} s")
 
@@ -120,8 +119,8 @@ def run_demo(
     if not DATASET.is_file():
         raise DemoFailed(f"{DATASET} is missing (a copy of the tutorial's iris.csv)")
     model, key = "iris", f"{stack.incoming_prefix}iris.csv"
-    api = stack.api_url
-    before = requests.get(f"{api}/models/{model}", timeout=30)
+    api = stack.api_client()  # signed as the stack's ApiAuth requires (IAM by default)
+    before = api.get(f"/models/{model}", timeout=30)
     previous = (before.json().get("latest_run") or {}).get("run") if before.ok else None
 
     say(f"\nUploading {DATASET.relative_to(ROOT)} to s3://{stack.bucket_name}/{key}")
@@ -140,14 +139,12 @@ def run_demo(
     features: list[str] = description["features"]
     rows = read_test_split(stack, run)
 
-    response = requests.post(
-        f"{api}/models/{model}/predict",
-        json={"instances": [values for _, values in rows]},
-        timeout=60,
+    response = api.post(
+        f"/models/{model}/predict", json={"instances": [values for _, values in rows]}, timeout=60
     )
     first_prediction = time.monotonic() - uploaded
-    if response.status_code != 200:
-        raise DemoFailed(f"POST /models/{model}/predict: {response.status_code} {response.text}")
+    if response.status != 200:
+        raise DemoFailed(f"POST /models/{model}/predict: {response.status} {response.text}")
     answer = response.json()
     if answer["run"] != run["run"] or answer["count"] != len(rows):
         raise DemoFailed(f"unexpected answer: {json.dumps(answer)[:300]}")
@@ -182,7 +179,7 @@ def main(stack_options: dict[str, Any]) -> int:
             }
             with LocalStack(**options) as stack:
                 run_demo(stack)
-    except (DemoFailed, requests.RequestException) as error:
+    except (DemoFailed, OSError) as error:
         print(f"\ndemo FAILED: {error}")
         return 1
     print(f"wall time {time.monotonic() - wall:.2f} s (stack start and stop included)")

@@ -43,8 +43,10 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from dropfit_cli.api import ApiClient, Auth, Bearer, NoAuth, SigV4
 from dropfit_local import faults
 from dropfit_local.api_gateway import LocalHttpApi
+from dropfit_local.authorizers import LOCAL_CREDENTIALS, LocalIssuer, authorizer_for
 from dropfit_local.event_delivery import (
     DEFAULT_RETRY_DELAYS,
     DEFAULT_RULE_RETRY_ATTEMPTS,
@@ -62,7 +64,7 @@ from dropfit_local.lambda_runtime import (
     write_bootstrap,
 )
 from dropfit_local.sagemaker import LocalSageMaker
-from dropfit_local.template import EventRule, FunctionSpec, StackModel, read_stack
+from dropfit_local.template import ApiAuthSpec, EventRule, FunctionSpec, StackModel, read_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -126,6 +128,9 @@ class LocalStack:
         self.aws_endpoint_url = ""
         self.sagemaker_url = ""
         self.api_url = ""
+        self.api_auth = ApiAuthSpec()
+        # With ApiAuth=JWT, the local issuer whose keys sign and verify tokens.
+        self.issuer: LocalIssuer | None = None
         self.outputs: dict[str, Any] = {}
         self.startup_seconds = 0.0
 
@@ -157,8 +162,8 @@ class LocalStack:
             service,
             endpoint_url=endpoint,
             region_name=self.model.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_access_key_id=LOCAL_CREDENTIALS.access_key,
+            aws_secret_access_key=LOCAL_CREDENTIALS.secret_key,
             config=Config(retries={"max_attempts": 2, "mode": "standard"}),
         )
 
@@ -420,14 +425,18 @@ class LocalStack:
                 f"the local stack serves one HTTP API; the template has {sorted(apis)}"
             )
         (api_logical_id,) = apis
-        api_id = next(api.api_id for api in model.apis if api.logical_id == api_logical_id)
+        spec = next(api for api in model.apis if api.logical_id == api_logical_id)
+        self.api_auth = spec.auth
+        if spec.auth.mode == "JWT":
+            self.issuer = LocalIssuer(spec.auth.jwt_issuer)
         api = LocalHttpApi(
             model.routes,
             self.invoke,
-            api_id=api_id,
+            api_id=spec.api_id,
             account_id=model.account_id,
             host=self.host,
             port=self._ports["api"],
+            authorizer=authorizer_for(spec.auth, region=model.region, issuer=self.issuer),
             log=self.log,
         )
         api.start()
@@ -435,6 +444,27 @@ class LocalStack:
         self.api_url = api.url
         for route in model.routes:
             self.log(f"[stack] route {route.route_key} -> {model.function(route.function_id).name}")
+        self.log(f"[stack] HTTP API authorisation: {spec.auth.mode}")
+
+    def api_client(self, *, timeout: float = 60.0) -> ApiClient:
+        """A client of the local HTTP API that authorises as its ``ApiAuth`` mode requires:
+        signed with the local keys (IAM), a token of the local issuer (JWT), or nothing."""
+        return ApiClient(self.api_url, self.api_authorisation(), timeout)
+
+    def api_authorisation(self) -> Auth:
+        """What a caller of the local HTTP API sends to be let in (see :meth:`api_client`)."""
+        if self.api_auth.mode == "IAM":
+            assert self.model is not None
+            return SigV4(self.model.region, LOCAL_CREDENTIALS)
+        if self.api_auth.mode == "JWT":
+            return Bearer(self.mint_token())
+        return NoAuth()
+
+    def mint_token(self, audience: str | None = None, **options: Any) -> str:
+        """A token of the local JWT issuer (``ApiAuth=JWT`` only); see ``LocalIssuer.mint``."""
+        if self.issuer is None:
+            raise RuntimeError("the local HTTP API is not deployed with ApiAuth=JWT")
+        return self.issuer.mint(audience or self.api_auth.jwt_audiences[0], **options)
 
     def _write_outputs(self, model: StackModel) -> None:
         self.outputs = {
@@ -452,6 +482,18 @@ class LocalStack:
         if self.faults_dir is not None:
             self.outputs["FaultInjectionDir"] = str(self.faults_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.api_auth.mode == "IAM":
+            # The only keys the local API accepts (and the local AWS endpoint uses).
+            self.outputs["ApiAccessKeyId"] = LOCAL_CREDENTIALS.access_key
+            self.outputs["ApiSecretAccessKey"] = LOCAL_CREDENTIALS.secret_key
+        if self.issuer is not None:
+            self.outputs["JwksFile"] = str(
+                self._write_private("jwks.json", json.dumps(self.issuer.jwks(), indent=2).encode())
+            )
+            self.outputs["JwtPrivateKeyFile"] = str(
+                self._write_private("jwt-issuer-key.pem", self.issuer.private_key_pem())
+            )
+            self.outputs["JwtAudience"] = ",".join(self.api_auth.jwt_audiences)
         self.outputs_path.write_text(json.dumps(self.outputs, indent=2) + "\n")
         # `sam local invoke --env-vars .local/sam-env.json`: each function's variables with this
         # stack's names and endpoints. SAM overrides only variables the template declares; the
@@ -459,6 +501,15 @@ class LocalStack:
         endpoints = self.container_endpoints()
         sam_env = {f.logical_id: {**f.environment, **endpoints} for f in model.functions}
         self.sam_env_path.write_text(json.dumps(sam_env, indent=2) + "\n")
+
+    def _write_private(self, name: str, content: bytes) -> Path:
+        """A file only this user can read, in the state folder."""
+        path = self.state_dir / name
+        path.unlink(missing_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+        return path
 
     @property
     def sam_env_path(self) -> Path:

@@ -531,10 +531,21 @@ class QueueSpec:
 
 
 @dataclass(frozen=True)
+class ApiAuthSpec:
+    """An HTTP API's default authorizer: ``IAM``, ``JWT`` (issuer, audiences) or ``NONE``."""
+
+    mode: str = "NONE"
+    jwt_issuer: str = ""
+    jwt_audiences: tuple[str, ...] = ()
+    identity_source: str = "$request.header.Authorization"
+
+
+@dataclass(frozen=True)
 class HttpApiSpec:
     logical_id: str
     api_id: str
     endpoint: str
+    auth: ApiAuthSpec = ApiAuthSpec()
 
 
 @dataclass(frozen=True)
@@ -742,6 +753,11 @@ def _rule(
 def _route(
     resolver: Resolver, function_id: str, event_id: str, props: Mapping[str, Any]
 ) -> HttpRoute:
+    if "Auth" in props:
+        raise TemplateError(
+            f"{function_id}.{event_id}: a route's own Auth is not supported locally; every route "
+            "is under its API's DefaultAuthorizer"
+        )
     api = props.get("ApiId", {"Ref": IMPLICIT_HTTP_API})
     api_logical = api["Ref"] if isinstance(api, dict) and "Ref" in api else str(api)
     path = resolver.resolve(props.get("Path"))
@@ -769,10 +785,46 @@ def _apis(
     apis = []
     for logical_id in sorted(used | declared):
         physical = resolver.physical(logical_id)
+        properties = (resources.get(logical_id) or {}).get("Properties", {}) or {}
         apis.append(
-            HttpApiSpec(logical_id, str(physical.ref), str(physical.attributes["ApiEndpoint"]))
+            HttpApiSpec(
+                logical_id,
+                str(physical.ref),
+                str(physical.attributes["ApiEndpoint"]),
+                _api_auth(logical_id, resolver.resolve(properties.get("Auth")) or {}),
+            )
         )
     return tuple(apis)
+
+
+def _api_auth(logical_id: str, auth: Mapping[str, Any]) -> ApiAuthSpec:
+    """SAM's ``Auth`` of an HttpApi (intrinsics resolved) as the local API enforces it."""
+    default = auth.get("DefaultAuthorizer")
+    if default is None:
+        return ApiAuthSpec("NONE")
+    if default == "AWS_IAM":
+        if auth.get("EnableIamAuthorizer") is not True:
+            raise TemplateError(
+                f"{logical_id}: DefaultAuthorizer AWS_IAM needs EnableIamAuthorizer"
+            )
+        return ApiAuthSpec("IAM")
+    authorizer = (auth.get("Authorizers") or {}).get(default) or {}
+    jwt = authorizer.get("JwtConfiguration")
+    if not jwt:
+        raise TemplateError(
+            f"{logical_id}: the local stack enforces AWS_IAM and JWT authorizers; "
+            f"DefaultAuthorizer {default!r} is neither"
+        )
+    issuer = str(jwt.get("issuer") or "")
+    audiences = tuple(str(a) for a in (jwt.get("audience") or []) if str(a))
+    if not issuer or not audiences:
+        raise TemplateError(f"{logical_id}: a JWT authorizer needs an issuer and an audience")
+    source = str(authorizer.get("IdentitySource", "$request.header.Authorization"))
+    if source != "$request.header.Authorization":
+        raise TemplateError(
+            f"{logical_id}: the local stack reads tokens from the Authorization header only"
+        )
+    return ApiAuthSpec("JWT", issuer, audiences, source)
 
 
 def _bucket(resolver: Resolver, logical_id: str, resource: Mapping[str, Any]) -> BucketSpec:

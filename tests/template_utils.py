@@ -1,7 +1,9 @@
 """Read template.yaml from tests: as written (short-form tags included) and as SAM translates it.
 
-``translated_template()`` runs the SAM transform offline, the way ``sam validate`` does: local
-code paths become dummy S3 URIs and no AWS call is made.
+``translated_template()`` runs the template's transforms offline, the way ``sam validate`` does:
+first what ``AWS::LanguageExtensions`` does for us (it resolves the ``Fn::If`` that picks the HTTP
+API's authorizer from the parameters), then SAM; local code paths become dummy S3 URIs and no AWS
+call is made.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from dropfit_local.template import Resolver
 from dropfit_local.template import load_template as read_template_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,12 +30,13 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
 
 
 @functools.cache
-def _translate(path: Path) -> dict[str, Any]:
+def _translate(path: Path, parameters: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     from boto3.session import Session
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
     template = load_template(path)
+    _apply_language_extensions(template, dict(parameters))
     for resource in template["Resources"].values():
         properties = resource.get("Properties", {})
         for uri_key in ("CodeUri", "ContentUri"):
@@ -54,6 +58,21 @@ def _translate(path: Path) -> dict[str, Any]:
     return translated
 
 
-def translated_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    """The CloudFormation template SAM produces from ``path`` (a fresh copy on every call)."""
-    return copy.deepcopy(_translate(path))
+def translated_template(
+    path: Path = TEMPLATE_PATH, parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The CloudFormation template the transforms produce from ``path`` with ``parameters`` (the
+    defaults unless given); a fresh copy on every call."""
+    return copy.deepcopy(_translate(path, tuple(sorted((parameters or {}).items()))))
+
+
+def _apply_language_extensions(template: dict[str, Any], parameters: dict[str, str]) -> None:
+    """Resolve the HTTP APIs' ``Auth`` for ``parameters``, as ``AWS::LanguageExtensions`` does
+    before SAM reads it (SAM accepts no intrinsic function there). SAM CLI's own offline version
+    of the transform is not used: it also flattens ``Fn::Sub``s that name resources, which the
+    real transform leaves for CloudFormation."""
+    resolver = Resolver(template, parameters=parameters)
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::HttpApi" and "Auth" in properties:
+            properties["Auth"] = resolver.resolve(properties["Auth"])

@@ -491,14 +491,123 @@ def test_outputs(template: dict[str, Any]) -> None:
         "BucketName",
         "IncomingPrefix",
         "ApiUrl",
+        "ApiAuth",
+        "ApiInvokeArn",
+        "JwtIssuer",
         "TableName",
         "FailureTopicArn",
         "DeadLetterQueueUrl",
     }
     assert resolve(outputs["IncomingPrefix"]["Value"], template) == "incoming/"
+    assert (outputs["ApiInvokeArn"]["Condition"], outputs["JwtIssuer"]["Condition"]) == (
+        "UseIamAuth",
+        "UseJwtAuth",
+    )
     assert outputs["ApiUrl"]["Value"] == {
         "Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
     }
+
+
+# ------------------------------------------------------------------ API authorisation
+
+JWT_PARAMETERS = {
+    "ApiAuth": "JWT",
+    "JwtIssuer": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE",
+    "JwtAudience": "client-one,client-two",
+}
+
+
+def api_operations(translated: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``METHOD /path`` -> the operation of the HTTP API's OpenAPI body, as SAM generated it."""
+    body = translated["Resources"]["HttpApi"]["Properties"]["Body"]
+    return {
+        f"{method.upper()} {path}": operation
+        for path, operations in body["paths"].items()
+        for method, operation in operations.items()
+    }
+
+
+def template_routes(template: dict[str, Any]) -> set[str]:
+    return {
+        f"{event['Properties']['Method'].upper()} {event['Properties']['Path']}"
+        for function in resources_of_type(template, "AWS::Serverless::Function").values()
+        for event in function["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi"
+    }
+
+
+def test_every_route_needs_a_sigv4_signature_by_default(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    assert template["Parameters"]["ApiAuth"]["Default"] == "IAM"
+    operations = api_operations(translated)
+    assert set(operations) == template_routes(template)
+    for route, operation in operations.items():
+        assert operation["security"] == [{"AWS_IAM": []}], route
+    schemes = translated["Resources"]["HttpApi"]["Properties"]["Body"]["components"]
+    assert schemes["securitySchemes"]["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+
+
+def test_jwt_mode_checks_the_issuer_and_audiences_on_every_route(template: dict[str, Any]) -> None:
+    translated = translated_template(parameters=JWT_PARAMETERS)
+    for route, operation in api_operations(translated).items():
+        assert operation["security"] == [{"JwtAuthorizer": []}], route
+    body = translated["Resources"]["HttpApi"]["Properties"]["Body"]
+    authorizer = body["components"]["securitySchemes"]["JwtAuthorizer"]
+    assert authorizer["x-amazon-apigateway-authorizer"] == {
+        "type": "jwt",
+        "identitySource": "$request.header.Authorization",
+        "jwtConfiguration": {
+            "issuer": JWT_PARAMETERS["JwtIssuer"],
+            "audience": ["client-one", "client-two"],
+        },
+    }
+
+
+def test_jwt_mode_refuses_to_deploy_without_issuer_and_audience(template: dict[str, Any]) -> None:
+    rule = template["Rules"]["JwtNeedsIssuerAndAudience"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "ApiAuth"}, "JWT"]}
+    asserted = [assertion["Assert"] for assertion in rule["Assertions"]]
+    assert asserted == [
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": name}, ""]}]} for name in ("JwtIssuer", "JwtAudience")
+    ]
+
+
+def test_none_mode_is_an_explicit_opt_in_that_opens_every_route(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["ApiAuth"]["AllowedValues"] == ["IAM", "JWT", "NONE"]
+    translated = translated_template(parameters={"ApiAuth": "NONE"})
+    assert all("security" not in op for op in api_operations(translated).values())
+
+
+@pytest.mark.parametrize("mode", ["IAM", "JWT", "NONE"])
+def test_each_authorisation_mode_translates_and_passes_cfn_lint(mode: str) -> None:
+    from cfnlint.api import lint
+
+    parameters = JWT_PARAMETERS if mode == "JWT" else {"ApiAuth": mode}
+    findings = lint(json.dumps(translated_template(parameters=parameters)), regions=[REGION])
+    assert [str(f) for f in findings] == []
+
+
+def test_no_route_overrides_the_apis_default_authorizer(template: dict[str, Any]) -> None:
+    for name, function in resources_of_type(template, "AWS::Serverless::Function").items():
+        for event_name, event in function["Properties"].get("Events", {}).items():
+            if event["Type"] == "HttpApi":
+                assert "Auth" not in event["Properties"], f"{name}.{event_name}"
+                assert event["Properties"].get("ApiId") == {"Ref": "HttpApi"}, event_name
+
+
+def test_neighbors_are_off_unless_the_stack_parameter_turns_them_on(
+    template: dict[str, Any],
+) -> None:
+    parameter = template["Parameters"]["AllowNeighbors"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["false", "true"])
+    environment = function_environment(template, "PredictFunction")
+    assert environment["ALLOW_NEIGHBORS"] == {"Ref": "AllowNeighbors"}
+
+
+def test_every_route_keeps_its_throttle(translated: dict[str, Any]) -> None:
+    stage = translated["Resources"]["HttpApiApiGatewayDefaultStage"]["Properties"]
+    assert stage["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 50, "ThrottlingRateLimit": 20}
 
 
 # ------------------------------------------------------------------ security

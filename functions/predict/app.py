@@ -37,6 +37,7 @@ service = ModelService(
     metadata=RunMetadataStore(
         Storage(boto3.client("s3")), settings.bucket_name, settings.datasets_prefix
     ),
+    allow_neighbors=settings.allow_neighbors,
 )
 
 

@@ -24,12 +24,47 @@ from typing import Any, cast
 
 import boto3
 import requests
+from botocore.credentials import Credentials
+
+from dropfit_cli.api import ApiClient, Auth, Bearer, NoAuth, SigV4
+from dropfit_local.authorizers import LocalIssuer
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 IRIS = (DATA / "iris.csv").read_bytes()
 STARTUP_SECONDS = 60
 RUN_SECONDS = 120
+
+
+class SignedBy(requests.auth.AuthBase):
+    """Authorises a ``requests`` call as the stack's ``ApiAuth`` requires (``dropfit_cli.api``
+    signs or adds the token), for callers that keep their own ``requests.Session``."""
+
+    def __init__(self, auth: Auth) -> None:
+        self.auth = auth
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = request.body or b""
+        payload = body.encode() if isinstance(body, str) else bytes(body)
+        headers = {str(k): str(v) for k, v in request.headers.items()}
+        request.headers.update(
+            self.auth.headers(str(request.method), str(request.url), headers, payload)
+        )
+        return request
+
+
+def authorisation(outputs: dict[str, Any]) -> Auth:
+    """What a caller sends to the local API that wrote ``outputs``, as its ``ApiAuth`` says."""
+    mode = outputs.get("ApiAuth", "NONE")
+    if mode == "IAM":
+        keys = Credentials(outputs["ApiAccessKeyId"], outputs["ApiSecretAccessKey"])
+        return SigV4(str(outputs["Region"]), keys)
+    if mode == "JWT":
+        issuer = LocalIssuer.load(
+            outputs["JwtIssuer"], Path(outputs["JwtPrivateKeyFile"]), Path(outputs["JwksFile"])
+        )
+        return Bearer(issuer.mint(str(outputs["JwtAudience"]).split(",")[0]))
+    return NoAuth()
 
 
 @dataclass
@@ -42,6 +77,9 @@ class Local:
 
     def __post_init__(self) -> None:
         self.api = str(self.outputs["ApiUrl"])
+        self.auth = authorisation(self.outputs)
+        self.client = ApiClient(self.api, self.auth)
+        self.signed = SignedBy(self.auth)  # for requests sent with requests
         self.bucket = str(self.outputs["BucketName"])
         self.incoming = str(self.outputs["IncomingPrefix"])
         session = boto3.session.Session(
@@ -72,10 +110,10 @@ class Local:
         return str(response["VersionId"])
 
     def describe(self, model: str) -> dict[str, Any] | None:
-        response = requests.get(f"{self.api}/models/{model}", timeout=30)
-        if response.status_code == 404:
+        response = self.client.get(f"/models/{model}", timeout=30)
+        if response.status == 404:
             return None
-        assert response.status_code == 200, response.text
+        assert response.status == 200, response.text
         return dict(response.json())
 
     def latest_run(self, model: str) -> str | None:
@@ -99,7 +137,10 @@ class Local:
 
     def predict(self, model: str, instances: list[list[float]]) -> requests.Response:
         return requests.post(
-            f"{self.api}/models/{model}/predict", json={"instances": instances}, timeout=60
+            f"{self.api}/models/{model}/predict",
+            json={"instances": instances},
+            auth=self.signed,
+            timeout=60,
         )
 
     def training_jobs(self, name_contains: str) -> list[dict[str, Any]]:

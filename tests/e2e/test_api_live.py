@@ -77,7 +77,7 @@ def post(local: Local, request_: Hostile) -> requests.Response:
     headers = {"Content-Type": request_.content_type} if request_.content_type else {}
     body = request_.body.encode() if isinstance(request_.body, str) else request_.body
     url = f"{local.api}/models/{model}/predict" + (f"?{request_.query}" if request_.query else "")
-    response = requests.post(url, data=body, headers=headers, timeout=60)
+    response = requests.post(url, data=body, headers=headers, auth=local.signed, timeout=60)
     STATUSES[response.status_code] += 1
     return response
 
@@ -100,6 +100,7 @@ def gateway_violations(response: requests.Response) -> list[str]:
 def test_generated_requests_get_documented_answers(served: Local, mode: GenerationMode) -> None:
     statuses: Counter[int] = Counter()
     session = requests.Session()
+    session.auth = served.signed
 
     @settings(
         max_examples=EXAMPLES,

@@ -95,6 +95,7 @@ def test_predictions_during_an_endpoint_update_carry_the_labels_of_the_run_that_
 
     def client() -> None:
         with requests.Session() as session:
+            session.auth = local.signed
             while not stop.is_set():
                 started = time.time()  # the clock of the endpoint's events
                 response = session.post(

@@ -26,10 +26,17 @@ def test_sustained_predictions_are_all_served_and_the_stack_does_not_grow(local:
     assert local.wait_for_new_run("steady-load")["status"] == "ready"
     url = f"{local.api}/models/steady-load/predict"
     rows = feature_rows(DATA / "iris.csv")
-    run_load(url, rows, seconds=2, clients=CLIENTS)  # warm up: runtimes, connections, caches
+    # warm up: runtimes, connections, caches
+    run_load(url, rows, seconds=2, clients=CLIENTS, auth=local.signed)
 
     result = run_load(
-        url, rows, seconds=SECONDS, clients=CLIENTS, stack_pid=local.pid, window_seconds=3
+        url,
+        rows,
+        seconds=SECONDS,
+        clients=CLIENTS,
+        stack_pid=local.pid,
+        window_seconds=3,
+        auth=local.signed,
     )
 
     print(f"\n{result.report()}")

@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 import pytest
-import requests
 from sklearn.metrics import f1_score
 
 from tests.template_utils import load_template
@@ -141,6 +140,6 @@ def test_the_same_s3_event_delivered_twice_starts_one_training_job(local: Local)
 
 
 def _get(local: Local, path: str) -> str:
-    response = requests.get(f"{local.api}{path}", timeout=30)
-    assert response.status_code == 200, response.text
+    response = local.client.get(path, timeout=30)
+    assert response.status == 200, response.text
     return response.text

@@ -19,6 +19,8 @@ import pytest
 from dropfit.records import Run, RunStatus
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
 
+from tests.conftest import load_function
+
 from .support import (
     ENDPOINT,
     IRIS_CLASSES,
@@ -165,7 +167,9 @@ def test_neighbors_query_asks_for_the_verbose_answer_and_labels_the_neighbors(
     runtime: RuntimeScript,
     deployed: Run,
     case: tuple[str, list[float], list[float | None]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(predict_function.module.service, "allow_neighbors", True)
     row, distances, shown = case
     verbose = {
         "predictions": [{"predicted_label": 1.0, "labels": [1.0, 1.0, 2.0], "distances": distances}]
@@ -189,6 +193,29 @@ def test_neighbors_query_asks_for_the_verbose_answer_and_labels_the_neighbors(
             ],
         }
     ]
+
+
+@pytest.mark.parametrize("value", ["true", "1", "TRUE"])
+def test_neighbors_are_refused_unless_the_stack_allows_them(
+    predict_function: Function, runtime: RuntimeScript, deployed: Run, value: str
+) -> None:
+    event = predict_event(body='{"instances": [[5.1, 3.5, 1.4, 0.2]]}', query={"neighbors": value})
+
+    answer = _call(predict_function, event)
+
+    runtime.assert_done()  # the endpoint is never asked
+    assert answer.status == 403
+    assert answer.body["error"]["code"] == "NeighborsDisabled"
+    assert "AllowNeighbors=true" in answer.body["error"]["message"]
+    assert "without ?neighbors=true" in answer.body["error"]["message"]
+
+
+def test_the_stack_parameter_turns_neighbors_on(
+    load: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load("predict").service.allow_neighbors is False  # events/env.json: the default
+    monkeypatch.setenv("ALLOW_NEIGHBORS", "true")
+    assert load_function("predict").service.allow_neighbors is True
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         assert description["status"] == "ready", description
         url = f"{local.api}/models/{MODEL}/predict"
         print(f"warming up for {args.warmup:.0f} s, then {args.seconds:.0f} s against {url}")
-        run_load(url, rows, seconds=args.warmup, clients=args.clients)
+        run_load(url, rows, seconds=args.warmup, clients=args.clients, auth=local.signed)
         result = run_load(
             url,
             rows,
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             clients=args.clients,
             stack_pid=local.pid,
             window_seconds=args.window,
+            auth=local.signed,
         )
     print(result.report())
     if args.json:

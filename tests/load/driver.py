@@ -172,6 +172,7 @@ def run_load(
     clients: int,
     stack_pid: int | None = None,
     window_seconds: float = 10.0,
+    auth: requests.auth.AuthBase | None = None,
 ) -> LoadResult:
     """POST ``{"instances": [row]}`` to ``url`` from ``clients`` threads for ``seconds``.
 
@@ -187,6 +188,7 @@ def run_load(
         latencies: list[float] = []
         errors: Counter[str] = Counter()
         with requests.Session() as session:
+            session.auth = auth  # signed as the stack's ApiAuth requires
             i = offset
             while (began := time.monotonic()) < deadline:
                 row = rows[i % len(rows)]

@@ -10,6 +10,7 @@ import pytest
 from dropfit import settings
 
 from dropfit_local.template import (
+    ApiAuthSpec,
     StackModel,
     TemplateError,
     load_template,
@@ -356,7 +357,52 @@ def test_real_template_wires_rules_to_local_resources(real: StackModel) -> None:
 def test_real_template_outputs_resolve_to_local_values(real: StackModel) -> None:
     declared = set(load_template(ROOT / "template.yaml")["Outputs"])
     outputs = real.local_outputs("http://127.0.0.1:3000")
-    assert set(outputs) == declared
+    assert set(outputs) == declared - {"JwtIssuer"}  # the default ApiAuth is IAM
     assert outputs["ApiUrl"] == "http://127.0.0.1:3000"
     assert outputs["BucketName"] == real.buckets[0].name
     assert all(isinstance(v, str) and "${" not in v for v in outputs.values())
+
+
+def test_real_template_api_needs_sigv4_by_default(real: StackModel) -> None:
+    (api,) = real.apis
+    assert api.auth == ApiAuthSpec("IAM")
+    assert real.function("PredictFunction").environment["ALLOW_NEIGHBORS"] == "false"
+
+
+def test_real_template_api_checks_jwts_of_the_given_issuer_and_audiences() -> None:
+    model = read_stack(
+        ROOT / "template.yaml",
+        parameters={
+            "ApiAuth": "JWT",
+            "JwtIssuer": "https://issuer.example",
+            "JwtAudience": "one,two",
+        },
+        aws_endpoint_url=ENDPOINT,
+    )
+    (api,) = model.apis
+    assert api.auth == ApiAuthSpec("JWT", "https://issuer.example", ("one", "two"))
+    assert model.outputs["JwtIssuer"] == "https://issuer.example"
+
+
+def test_real_template_jwt_mode_refuses_a_missing_issuer() -> None:
+    with pytest.raises(TemplateError, match="needs an issuer and an audience"):
+        read_stack(ROOT / "template.yaml", parameters={"ApiAuth": "JWT"})
+
+
+def test_real_template_api_is_open_only_when_asked(tmp_path: Path) -> None:
+    model = read_stack(ROOT / "template.yaml", parameters={"ApiAuth": "NONE"})
+    assert model.apis[0].auth == ApiAuthSpec("NONE")
+
+
+def test_a_route_of_its_own_authorisation_is_refused(synthetic: Path) -> None:
+    text = synthetic.read_text()
+    assert "Type: HttpApi\n          Properties:\n" in text
+    synthetic.write_text(
+        text.replace(
+            "Type: HttpApi\n          Properties:\n",
+            "Type: HttpApi\n          Properties:\n            Auth: {Authorizer: NONE}\n",
+            1,
+        )
+    )
+    with pytest.raises(TemplateError, match="a route's own Auth is not supported locally"):
+        read_stack(synthetic)

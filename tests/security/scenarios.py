@@ -312,6 +312,8 @@ def recreate_failed_endpoint(w: World) -> None:
 
 def predict_paths(w: World, served: str) -> None:
     predict = w.function("predict")
+    # A stack deployed with AllowNeighbors=true, so that the verbose invocation is exercised too.
+    w.monkeypatch.setattr(w.modules["predict"].service, "allow_neighbors", True)
     endpoints = FakeEndpoints()
     endpoints.install(w.client("predict", "sagemaker-runtime"))
     endpoints.variant["dropfit-iris"] = served

@@ -137,6 +137,20 @@ def _many_unknown_names(count: int) -> str:
 
 JSON = "application/json"
 ONE_ROW = json.dumps({"instances": [_row(4)]})  # a valid instance for any 4-feature model
+# On a stack deployed with AllowNeighbors=true.
+WITH_NEIGHBORS: list[tuple[Any, ...]] = [
+    ("neighbors", "iris", ONE_ROW, JSON, "neighbors=true", 200, None),
+    (
+        # valid, but the squared distances overflow float32: null distances, never Infinity
+        "neighbors-beyond-float32-distances",
+        "iris",
+        json.dumps({"instances": [[1e20, 3.0, 4.2, 1.5]]}),
+        JSON,
+        "neighbors=true",
+        200,
+        None,
+    ),
+]
 HOSTILE: list[tuple[Any, ...]] = [
     # (id, model, body, content type, query, status, error code)
     ("valid-lists", "iris", ONE_ROW, JSON, "", 200, None),
@@ -152,17 +166,9 @@ HOSTILE: list[tuple[Any, ...]] = [
     ("valid-csv", "iris", _csv(3, 4), "text/csv", "", 200, None),
     ("charset-parameter", "iris", _csv(1, 4), "text/csv; charset=utf-8", "", 200, None),
     ("no-content-type", "iris", ONE_ROW, None, "", 200, None),
-    ("neighbors", "iris", ONE_ROW, JSON, "neighbors=true", 200, None),
-    (
-        # valid, but the squared distances overflow float32: null distances, never Infinity
-        "neighbors-beyond-float32-distances",
-        "iris",
-        json.dumps({"instances": [[1e20, 3.0, 4.2, 1.5]]}),
-        JSON,
-        "neighbors=true",
-        200,
-        None,
-    ),
+    # training rows are not for anyone: off unless the stack sets AllowNeighbors=true
+    ("neighbors-off-by-default", "iris", ONE_ROW, JSON, "neighbors=true", 403, "NeighborsDisabled"),
+    ("neighbors-1-off-by-default", "iris", ONE_ROW, JSON, "neighbors=1", 403, "NeighborsDisabled"),
     ("regressor", "wine", json.dumps({"instances": [_row(3)]}), JSON, "", 200, None),
     # oversized bodies
     ("10000-rows", "iris", _csv(10_000, 4), "text/csv", "", 200, None),
@@ -392,9 +398,14 @@ class Hostile:
 
 
 @pytest.mark.parametrize(
-    "request_", [pytest.param(Hostile(*case[1:]), id=case[0]) for case in HOSTILE]
+    ("request_", "neighbors_allowed"),
+    [pytest.param(Hostile(*case[1:]), False, id=case[0]) for case in HOSTILE]
+    + [pytest.param(Hostile(*case[1:]), True, id=case[0]) for case in WITH_NEIGHBORS],
 )
-def test_hostile_request_gets_its_documented_status(api: PredictApi, request_: Hostile) -> None:
+def test_hostile_request_gets_its_documented_status(
+    api: PredictApi, request_: Hostile, neighbors_allowed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api.world.modules["predict"].service, "allow_neighbors", neighbors_allowed)
     answer = api.request(
         "POST",
         f"/models/{request_.model}/predict",

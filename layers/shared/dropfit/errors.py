@@ -56,6 +56,13 @@ class PayloadTooLarge(ApiError):
     code = "PayloadTooLarge"
 
 
+class NeighborsDisabled(ApiError):
+    """``?neighbors=true`` on a stack deployed without ``AllowNeighbors=true``."""
+
+    status = 403
+    code = "NeighborsDisabled"
+
+
 class ModelNotFound(ApiError):
     status = 404
     code = "ModelNotFound"

@@ -9,7 +9,13 @@ from typing import Any
 
 from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
-from dropfit.errors import ApiError, ModelNotFound, ModelNotReady, UnprocessableRequest
+from dropfit.errors import (
+    ApiError,
+    ModelNotFound,
+    ModelNotReady,
+    NeighborsDisabled,
+    UnprocessableRequest,
+)
 from dropfit.names import model_name_from_path
 from dropfit.prediction import parse_endpoint_answer, parse_instances, to_endpoint_csv
 from dropfit.public import public_text
@@ -23,6 +29,10 @@ VERBOSE_JSON = "application/json; verbose=true"
 # A new deployment is seen at once anyway: an answer from a variant the record does not name, or
 # an endpoint error, drops the cached record.
 MODEL_RECORD_TTL_SECONDS = 5.0
+NEIGHBORS_DISABLED = (
+    "Neighbours are disabled on this API: they are exact training rows with their labels. "
+    "Ask without ?neighbors=true, or redeploy the stack with AllowNeighbors=true."
+)
 
 
 @dataclass
@@ -31,6 +41,8 @@ class ModelService:
     control: SageMakerControl
     runtime: SageMakerRuntime
     metadata: RunMetadataStore
+    # ?neighbors=true answers training rows: only when the stack's AllowNeighbors parameter says.
+    allow_neighbors: bool = False
     clock: Callable[[], float] = time.monotonic
     # A run's features and label map never change: cache them for the life of the container.
     _runs: dict[tuple[str, str], RunMetadata] = field(default_factory=dict)
@@ -82,6 +94,8 @@ class ModelService:
     def predict(
         self, model: str, body: str, content_type: str | None, neighbors: bool = False
     ) -> dict[str, Any]:
+        if neighbors and not self.allow_neighbors:
+            raise NeighborsDisabled(NEIGHBORS_DISABLED)
         model = model_name_from_path(model)
         record, serving, from_cache = self._serving_model(model)
         expected = self._run(model, serving)

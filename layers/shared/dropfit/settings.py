@@ -31,7 +31,11 @@ class _Settings:
             raw = env.get(name)
             if raw is None or raw == "":
                 raise SettingsError(f"environment variable {name} is not set")
-            if field.type in ("int", int):
+            if field.type in ("bool", bool):
+                if raw not in ("true", "false"):
+                    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+                values[field.name] = raw == "true"
+            elif field.type in ("int", int):
                 try:
                     values[field.name] = int(raw)
                 except ValueError as exc:
@@ -80,3 +84,4 @@ class PredictSettings(_Settings):
     name_prefix: str
     bucket_name: str
     datasets_prefix: str
+    allow_neighbors: bool
