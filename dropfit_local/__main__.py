@@ -1,4 +1,5 @@
-"""``python -m dropfit_local up|demo``: the local stack in the foreground, or the tutorial on it.
+"""``python -m dropfit_local up|demo|token``: the local stack in the foreground, the tutorial on
+it, or a token for a running stack deployed with ``ApiAuth=JWT``.
 
 ``up`` runs until Ctrl-C (SIGINT) or SIGTERM and prints how to use it; ``demo`` starts a stack
 (on free ports unless told otherwise), runs the tutorial and stops it. Port 0 means "any free
@@ -8,6 +9,7 @@ port"; the ports actually used are in ``<state-dir>/outputs.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -16,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from dropfit_local import demo
+from dropfit_local.authorizers import LocalIssuer
 from dropfit_local.stack import (
     DEFAULT_API_PORT,
     DEFAULT_AWS_PORT,
@@ -81,7 +84,32 @@ def _parser() -> argparse.ArgumentParser:
             help="TEST ONLY: let tests make functions crash and endpoint deployments fail "
             "through the faults folder (dropfit_local/faults.py, docs/local-stack.md)",
         )
+    token = commands.add_parser(
+        "token", help="print a JWT of a running stack's local issuer (ApiAuth=JWT)"
+    )
+    token.add_argument("--state-dir", type=Path, default=ROOT / ".local", help="the stack's")
+    token.add_argument("--audience", help="aud (default: the stack's first JwtAudience)")
+    token.add_argument("--subject", default="local-user", help="sub (default local-user)")
+    token.add_argument("--expires-in", type=float, default=3600.0, help="seconds (default 3600)")
     return parser
+
+
+def _token(args: argparse.Namespace) -> int:
+    """Mint a token with the key a running ``ApiAuth=JWT`` stack wrote to its state folder."""
+    outputs_path = args.state_dir / "outputs.json"
+    if not outputs_path.is_file():
+        print(f"no {outputs_path}: start the stack first (make up)", file=sys.stderr)
+        return 2
+    outputs = json.loads(outputs_path.read_text())
+    if outputs.get("ApiAuth") != "JWT":
+        print(f"the stack's ApiAuth is {outputs.get('ApiAuth')}, not JWT", file=sys.stderr)
+        return 2
+    issuer = LocalIssuer.load(
+        outputs["JwtIssuer"], Path(outputs["JwtPrivateKeyFile"]), Path(outputs["JwksFile"])
+    )
+    audience = args.audience or str(outputs["JwtAudience"]).split(",")[0]
+    print(issuer.mint(audience, subject=args.subject, expires_in=args.expires_in))
+    return 0
 
 
 def _concurrency(items: list[str]) -> tuple[int, dict[str, int]]:
@@ -119,9 +147,32 @@ def _stack_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _api_usage(stack: LocalStack, api: str, region: str) -> list[str]:
+    """How to call the HTTP API with its ``ApiAuth``: signed, with a token, or as is."""
+    body = "-H 'content-type: application/json' -d '{\"instances\": [[5.1, 3.5, 1.4, 0.2]]}'"
+    mode = stack.api_auth.mode
+    if mode == "IAM":
+        auth = f'--aws-sigv4 "aws:amz:{region}:execute-api" --user testing:testing '
+        intro = "HTTP API: ApiAuth=IAM, sign with the local keys testing/testing (SigV4):"
+    elif mode == "JWT":
+        auth = '-H "Authorization: Bearer $TOKEN" '
+        intro = (
+            "HTTP API: ApiAuth=JWT, a token of the local issuer: "
+            f"TOKEN=$(python -m dropfit_local token --state-dir {stack.state_dir})"
+        )
+    else:
+        auth, intro = "", "HTTP API: ApiAuth=NONE, open to anyone who can reach it:"
+    return [
+        f"  # {intro}",
+        f"  curl {auth}{api}/models/my",
+        f"  curl {auth}-X POST {api}/models/my/predict {body}",
+    ]
+
+
 def _usage(stack: LocalStack) -> str:
     aws, api, bucket = stack.aws_endpoint_url, stack.api_url, stack.bucket_name
     incoming = stack.incoming_prefix
+    region = stack.outputs.get("Region", "us-east-1")
     return "\n".join(
         [
             "",
@@ -132,14 +183,12 @@ def _usage(stack: LocalStack) -> str:
             f"  HTTP API:                                           {api}",
             f"  outputs:                                            {stack.outputs_path}",
             "",
-            "Try it (any credentials work locally):",
+            "Try it:",
             "  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-            f"AWS_DEFAULT_REGION={stack.outputs.get('Region', 'us-east-1')}",
+            f"AWS_DEFAULT_REGION={region}",
             f"  aws --endpoint-url {aws} s3 cp my.csv s3://{bucket}/{incoming}my.csv "
             "--metadata label=Species",
-            f"  curl {api}/models/my",
-            f"  curl -X POST {api}/models/my/predict -H 'content-type: application/json' "
-            "-d '{\"instances\": [[5.1, 3.5, 1.4, 0.2]]}'",
+            *_api_usage(stack, api, region),
             "",
             "With Docker, a handler in sam local's container against this stack "
             "(start the stack with --host <docker0 address>; see docs/local-stack.md):",
@@ -183,6 +232,8 @@ def _demo(options: dict[str, Any]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "token":
+        return _token(args)
     options = _stack_options(args)
     try:
         return _up(options) if args.command == "up" else _demo(options)

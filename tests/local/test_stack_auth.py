@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dropfit_cli.api import ApiClient, Bearer, NoAuth
+from dropfit_local.__main__ import _usage, main
 from dropfit_local.stack import ROOT, LocalStack
 
 pytestmark = pytest.mark.slow
@@ -74,8 +75,18 @@ def test_jwt_stack_writes_what_users_need_to_mint_tokens(jwt_stack: LocalStack) 
     assert "ApiSecretAccessKey" not in outputs
 
 
+def test_the_token_command_mints_a_token_the_running_stack_accepts(
+    jwt_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token", "--state-dir", str(jwt_stack.state_dir)]) == 0
+    token = capsys.readouterr().out.strip()
+    assert ApiClient(jwt_stack.api_url, Bearer(token)).get("/models").status == 200
+    assert "python -m dropfit_local token" in _usage(jwt_stack)
+
+
 def test_none_stack_is_open_to_anyone(tmp_path: Path) -> None:
     with start(tmp_path, {"ApiAuth": "NONE"}) as stack:
         answer = ApiClient(stack.api_url, NoAuth()).get("/models")
         assert (answer.status, answer.json()) == (200, {"models": []})
         assert stack.outputs["ApiAuth"] == "NONE"
+        assert "open to anyone" in _usage(stack)
