@@ -22,7 +22,9 @@ TUTORIAL_MACRO_F1 = 0.9717034521788341  # scikit-learn's f1_score(average="macro
 
 
 def test_settings_routes_and_outputs_come_from_the_template(local: Local) -> None:
-    assert set(local.outputs) >= {*load_template()["Outputs"], "AwsEndpointUrl"}
+    unconditional = {k for k, v in load_template()["Outputs"].items() if "Condition" not in v}
+    assert set(local.outputs) >= {*unconditional, "ApiInvokeArn", "AwsEndpointUrl"}
+    assert "JwtIssuer" not in local.outputs  # the default ApiAuth is IAM
     assert local.incoming == "incoming/"
     assert local.s3.get_bucket_versioning(Bucket=local.bucket)["Status"] == "Enabled"
     assert local.describe("never-uploaded") is None
