@@ -646,7 +646,8 @@ def test_a_long_model_name_is_not_echoed_in_full(stack: Stack, predict_function:
     assert answer.status == 404
     message = answer.body["error"]["message"]
     assert re.fullmatch(
-        r"No model named 'x{23}-[0-9a-f]{8}'\. Upload incoming/x{23}-[0-9a-f]{8}\.csv to create it\.",
+        r"No model named 'x{23}-[0-9a-f]{8}'\. "
+        r"Upload incoming/x{23}-[0-9a-f]{8}\.csv to create it\.",
         message,
     ), message
 

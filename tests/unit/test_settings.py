@@ -30,6 +30,7 @@ def test_from_env_defaults_to_the_process_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("NAME_PREFIX", "dropfit")
     monkeypatch.setenv("BUCKET_NAME", "dropfit-data")
     monkeypatch.setenv("DATASETS_PREFIX", "datasets/")
+    monkeypatch.setenv("ALLOW_NEIGHBORS", "false")
 
     assert PredictSettings.from_env().table_name == "from-process"
 
@@ -57,12 +58,36 @@ def test_a_non_integer_is_refused(raw: str) -> None:
     assert str(error.value) == f"SERVERLESS_MEMORY_MB must be an integer, got {raw!r}"
 
 
+PREDICT_ENV = {
+    "TABLE_NAME": "t",
+    "NAME_PREFIX": "dropfit",
+    "BUCKET_NAME": "b",
+    "DATASETS_PREFIX": "datasets/",
+}
+
+
+@pytest.mark.parametrize(("raw", "value"), [("true", True), ("false", False)])
+def test_a_flag_is_true_or_false(raw: str, value: bool) -> None:
+    assert (
+        PredictSettings.from_env({**PREDICT_ENV, "ALLOW_NEIGHBORS": raw}).allow_neighbors is value
+    )
+
+
+@pytest.mark.parametrize("raw", ["yes", "1", "True"])
+def test_a_flag_of_another_spelling_is_refused(raw: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        PredictSettings.from_env({**PREDICT_ENV, "ALLOW_NEIGHBORS": raw})
+
+    assert str(error.value) == f"ALLOW_NEIGHBORS must be true or false, got {raw!r}"
+
+
 def test_env_names_list_each_class_variables() -> None:
     assert PredictSettings.env_names() == [
         "TABLE_NAME",
         "NAME_PREFIX",
         "BUCKET_NAME",
         "DATASETS_PREFIX",
+        "ALLOW_NEIGHBORS",
     ]
     assert set(DeploySettings.env_names()) == set(DEPLOY_ENV)
     assert {
