@@ -39,8 +39,17 @@ def test_an_unversioned_object_replaced_between_passes_is_a_reason(s3: Any) -> N
         upload.open()
 
     assert error.value.message == (
-        f"s3://{BUCKET}/incoming/a.csv was replaced while it was being read; the new upload is "
-        "processed as a run of its own."
+        "incoming/a.csv was replaced while it was being read; the new upload is processed as a "
+        "run of its own."
+    )
+
+
+def test_a_deleted_object_is_a_reason_that_names_its_key_but_not_the_bucket(s3: Any) -> None:
+    with pytest.raises(InvalidUpload) as error:
+        Storage(s3).open_upload(BUCKET, "incoming/gone.csv", None)
+
+    assert error.value.message == (
+        "incoming/gone.csv was deleted before it could be read; upload it again."
     )
 
 

@@ -338,7 +338,7 @@ def test_object_deleted_before_it_is_read_fails_its_run(
 
     result = format_function(event)
 
-    reason = f"s3://{stack.bucket}/{KEY} was deleted before it could be read; upload it again."
+    reason = f"{KEY} was deleted before it could be read; upload it again."
     assert (result["outcome"], result["reason"]) == ("rejected", reason)
     run = stack.run("iris", result["run"])
     assert (run.status, run.reason) == (RunStatus.FAILED, reason)
@@ -347,6 +347,38 @@ def test_object_deleted_before_it_is_read_fails_its_run(
         {"model": "iris", "run": result["run"], "stage": "validation", "reason": reason}
     ]
     assert stack.bucket_versions() == []
+
+
+def test_an_object_the_function_may_not_decrypt_fails_its_run_as_access_denied(
+    stack: Stack, format_function: Function, iris_csv: bytes
+) -> None:
+    version = stack.put_upload(KEY, iris_csv)
+    # moto has no KMS: S3 refuses the read as it does for a key the role may not use
+    s3 = format_function.module.ingestor.storage.client
+    s3.meta.events.register("before-call.s3.GetObject", _access_denied, unique_id="kms-denied")
+    try:
+        result = format_function(stack.upload_event(KEY, version))
+    finally:
+        s3.meta.events.unregister("before-call.s3.GetObject", unique_id="kms-denied")
+
+    assert result["outcome"] == "rejected"
+    assert result["reason"].startswith(
+        f"{KEY} cannot be read: access denied (code AccessDenied) although it exists. It is "
+        "most likely encrypted with a KMS key"
+    )
+    run = stack.run("iris", result["run"])
+    assert (run.status, run.reason) == (RunStatus.FAILED, result["reason"])
+    assert stack.training_jobs() == []
+    assert [n["stage"] for n in stack.failure_notices()] == ["validation"]
+
+
+def _access_denied(**_: Any) -> tuple[Any, dict[str, Any]]:
+    from botocore.awsrequest import AWSResponse
+    from botocore.compat import HTTPHeaders
+
+    error = {"Code": "AccessDenied", "Message": "Access Denied"}
+    response = AWSResponse("https://s3.local/", 403, HTTPHeaders(), None)
+    return response, {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}
 
 
 @pytest.mark.parametrize(

@@ -217,8 +217,41 @@ def test_an_object_deleted_before_it_is_read_is_a_reason_not_a_crash_despite_403
     with Stubber(client) as stub:
         _forbidden(stub, "head_object")
         _forbidden(stub, "get_object")
+        _forbidden(stub, "head_object")  # is it there? no: gone, not denied
         storage = Storage(client)
 
         assert storage.find_upload(NAMES.bucket, "incoming/gone.csv", "v1") is None
-        with pytest.raises(InvalidUpload, match="was deleted before it could be read"):
+        with pytest.raises(InvalidUpload) as error:
             storage.open_upload(NAMES.bucket, "incoming/gone.csv", "v1")
+
+    assert error.value.message == (
+        "incoming/gone.csv was deleted before it could be read; upload it again."
+    )
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "KMS.DisabledException"])
+def test_an_object_the_function_may_not_decrypt_is_access_denied_not_deleted(code: str) -> None:
+    # Without s3:ListBucket a missing key is also 403 AccessDenied: the HEAD (no data, no KMS)
+    # that finds the object there is what tells a denied read from a deleted object.
+    client = boto3.client("s3", region_name=NAMES.region)
+    key = "incoming/encrypted.csv"
+    there = {"Bucket": NAMES.bucket, "Key": key, "VersionId": "v1"}
+    with Stubber(client) as stub:
+        stub.add_response("head_object", {}, there)
+        stub.add_client_error("get_object", code, "Access Denied", http_status_code=403)
+        if code == "AccessDenied":
+            stub.add_response("head_object", {}, there)
+        storage = Storage(client)
+
+        found = storage.find_upload(NAMES.bucket, key, "v1")
+        assert found is not None and found.key == key
+        with pytest.raises(InvalidUpload) as error:
+            storage.open_upload(NAMES.bucket, key, "v1")
+        stub.assert_no_pending_responses()
+
+    assert error.value.message == (
+        f"incoming/encrypted.csv cannot be read: access denied (code {code}) although it exists. "
+        "It is most likely encrypted with a KMS key that the format function may not use: "
+        "upload it again with the bucket's default encryption, or let the function's role "
+        "decrypt with that key."
+    )

@@ -100,6 +100,10 @@ class Deployer:
             return "duplicate"
         if status != "Completed":
             reason = f"Training job {status.lower()}: {failure_reason or 'no reason given'}"
+            # SageMaker's words in full (the API shows them redacted: dropfit.public)
+            logger.warning(
+                "training job failed", extra={"model": model, "run": job, "reason": reason}
+            )
             if self.table.update_run(
                 model, job, only_from=WAITING_FOR_TRAINING, status=RunStatus.FAILED, reason=reason
             ):

@@ -28,19 +28,14 @@ from dropfit.csvsource import Readable
 from dropfit.errors import InvalidUpload
 
 # A missing key is 404 only to a caller with s3:ListBucket; the format function has none (least
-# privilege), so S3 answers 403 for it. Reading incoming/* is granted, hence 403 means "not there".
-_GONE = frozenset(
-    {
-        "NoSuchKey",
-        "NoSuchVersion",
-        "404",
-        "400",
-        "NotFound",
-        "InvalidArgument",
-        "403",
-        "AccessDenied",
-    }
-)
+# privilege), so S3 answers 403 for it, exactly as it answers a read it denies, for instance of an
+# object encrypted with a KMS key the function may not use (AccessDenied, "Access Denied": the
+# same code and message, boto/boto3#2952). A HEAD of the object tells them apart without
+# ListBucket: it needs s3:GetObject only and reads no data, so no KMS key (HeadObject's docs), and
+# it succeeds when the object is there.
+_MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "400", "NotFound", "InvalidArgument"})
+_FORBIDDEN = frozenset({"403", "AccessDenied"})
+_GONE = _MISSING | _FORBIDDEN
 _CHANGED = frozenset({"PreconditionFailed", "412"})
 PART_BYTES = 8 * 1024 * 1024  # S3 allows 10,000 parts: objects up to 80 GB
 READ_BYTES = 4 * 1024 * 1024
@@ -136,19 +131,37 @@ class Upload:
                 Bucket=self.bucket, Key=self.key, **pin
             )
         except ClientError as error:
+            # Reasons name the key only: the bucket is no business of the API's callers.
             code = error.response["Error"]["Code"]
-            where = f"s3://{self.bucket}/{self.key}"
+            denied = code.startswith("KMS.") or (code in _FORBIDDEN and self._exists(pin))
+            if denied:
+                raise InvalidUpload(
+                    f"{self.key} cannot be read: access denied (code {code}) although it exists. "
+                    "It is most likely encrypted with a KMS key that the format function may not "
+                    "use: upload it again with the bucket's default encryption, or let the "
+                    "function's role decrypt with that key."
+                ) from None
             if code in _GONE:
                 raise InvalidUpload(
-                    f"{where} was deleted before it could be read; upload it again."
+                    f"{self.key} was deleted before it could be read; upload it again."
                 ) from None
             if code in _CHANGED:
                 raise InvalidUpload(
-                    f"{where} was replaced while it was being read; the new upload is processed "
-                    "as a run of its own."
+                    f"{self.key} was replaced while it was being read; the new upload is "
+                    "processed as a run of its own."
                 ) from None
             raise
         return response
+
+    def _exists(self, pin: dict[str, str]) -> bool:
+        """Whether the object (this version) is there, asked without reading it."""
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self.key, **pin)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _GONE | _CHANGED:
+                return False
+            raise
+        return True
 
 
 class _ReadAhead:
