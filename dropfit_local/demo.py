@@ -3,7 +3,9 @@
 Upload ``tests/data/iris.csv`` to ``incoming/iris.csv``, follow the run through
 ``GET /models/iris`` (formatted -> training -> trained -> endpoint in service), predict every row
 of the formatted test split through ``POST /models/iris/predict`` and print the tutorial's
-validation table with accuracy and macro F1.
+validation table with accuracy and macro F1; then fetch the run's validation report (through
+``GET /models/iris/report`` and the link ``GET /models/iris`` gives) and save it under
+``.local/reports/``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dropfit_local.metrics import accuracy, macro_f1
 from dropfit_local.stack import ROOT, LocalStack
 
 DATASET = ROOT / "tests" / "data" / "iris.csv"
+REPORTS = ROOT / ".local" / "reports"  # the demo's stack state is temporary; the report is kept
 POLL_SECONDS = 0.2
 
 
@@ -166,6 +169,32 @@ def run_demo(
         if abs(float(trained) - score) > 1e-9:
             raise DemoFailed("the endpoint's answers disagree with the training job's test score")
     say(f"upload -> first prediction {first_prediction:.2f} s")
+    saved = save_report(api, model, run["run"], score, timeout=timeout)
+    say(f"\nValidation report (the endpoint's answers, figures and plots): {saved}")
+
+
+def save_report(api_url: str, model: str, run: str, accuracy: float, *, timeout: float) -> Path:
+    """Wait for the run's report, check it against the demo's own figures, save it locally."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = requests.get(f"{api_url}/models/{model}/report", timeout=30)
+        if response.status_code == 200:
+            break
+        if response.status_code != 404 or time.monotonic() > deadline:
+            raise DemoFailed(f"GET /models/{model}/report: {response.status_code} {response.text}")
+        time.sleep(POLL_SECONDS)
+    report = response.json()
+    if report["run"] != run or abs(report["metrics"]["accuracy"] - accuracy) > 1e-9:
+        raise DemoFailed(f"the report disagrees with the demo's predictions: {response.text[:300]}")
+    link = requests.get(f"{api_url}/models/{model}", timeout=30).json()["report"]
+    page = requests.get(link["html_url"], timeout=30)  # presigned: no credentials needed
+    if page.status_code != 200 or not page.text.startswith("<!DOCTYPE html>"):
+        raise DemoFailed(f"the report's link answered {page.status_code}")
+    folder = REPORTS / model / run
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report, indent=2))
+    (folder / "report.html").write_text(page.text)
+    return folder / "report.html"
 
 
 def main(stack_options: dict[str, Any]) -> int:

@@ -42,6 +42,7 @@ FUNCTIONS = {
     "FormatFunction": settings.FormatSettings.env_names(),
     "DeployFunction": settings.DeploySettings.env_names(),
     "PredictFunction": settings.PredictSettings.env_names(),
+    "ReportFunction": settings.ReportSettings.env_names(),
 }
 POWERTOOLS_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME",
@@ -330,14 +331,17 @@ def test_env_json_sets_the_template_variables_with_consistent_values(
             assert example[variable] == expected, variable
 
 
-def test_only_the_format_function_pays_for_pandas() -> None:
+def test_only_the_format_function_pays_for_pandas_and_the_report_function_for_matplotlib() -> None:
     layer = {r.name for r in _requirements(ROOT / "layers/shared/requirements.txt")}
     assert {"aws-lambda-powertools", "pydantic", "aws-xray-sdk"} <= layer
-    assert not {"pandas", "numpy"} & layer
+    assert not {"pandas", "numpy", "matplotlib"} & layer
     assert {r.name for r in _requirements(ROOT / "functions/format/requirements.txt")} == {
         "pandas",
         "numpy",
     }
+    report = {r.name for r in _requirements(ROOT / "functions/report/requirements.txt")}
+    assert {"matplotlib", "numpy"} <= report
+    assert "pandas" not in report
     for function in ("deploy", "predict"):
         assert _requirements(ROOT / f"functions/{function}/requirements.txt") == []
 
@@ -351,7 +355,11 @@ def test_deployed_requirements_are_pinned_to_the_lock_file() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for path in ("layers/shared/requirements.txt", "functions/format/requirements.txt"):
+    for path in (
+        "layers/shared/requirements.txt",
+        "functions/format/requirements.txt",
+        "functions/report/requirements.txt",
+    ):
         assert all(str(r.specifier).startswith("==") for r in _requirements(ROOT / path))
 
 
@@ -370,6 +378,7 @@ def _requirements(path: Path) -> list[Requirement]:
         ("DeployFunction", "TrainingStateChange", "training-completed.json"),
         ("DeployFunction", "TrainingStateChange", "training-failed.json"),
         ("DeployFunction", "EndpointStateChange", "endpoint-in-service.json"),
+        ("ReportFunction", "EndpointInService", "endpoint-in-service.json"),
     ],
 )
 def test_sample_event_matches_its_rule(
@@ -437,10 +446,34 @@ def test_deploy_reacts_to_settled_endpoints(
     assert event_matches(event, pattern) is handled
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "status", "handled"),
+    [
+        ("dropfit-iris", "IN_SERVICE", True),
+        ("dropfit-iris", "InService", True),
+        ("dropfit-iris", "FAILED", False),
+        ("dropfit-iris", "UPDATING", False),
+        ("other-team-endpoint", "IN_SERVICE", False),
+    ],
+)
+def test_reports_are_written_for_our_endpoints_in_service_only(
+    template: dict[str, Any], endpoint: str, status: str, handled: bool
+) -> None:
+    event = load_event("endpoint-in-service.json")
+    event["detail"].update(EndpointName=endpoint, EndpointStatus=status)
+    pattern = rule_pattern(template, "ReportFunction", "EndpointInService")
+    assert event_matches(event, pattern) is handled
+
+
 def test_sample_api_events_use_the_template_routes(template: dict[str, Any]) -> None:
     events = template["Resources"]["PredictFunction"]["Properties"]["Events"].values()
     routes = {f"{e['Properties']['Method']} {e['Properties']['Path']}" for e in events}
-    assert routes == {"POST /models/{model}/predict", "GET /models", "GET /models/{model}"}
+    assert routes == {
+        "POST /models/{model}/predict",
+        "GET /models",
+        "GET /models/{model}",
+        "GET /models/{model}/report",
+    }
     samples = [load_event(p.name) for p in sorted(EVENTS.glob("api-*.json"))]
     assert {s["routeKey"] for s in samples} == routes
     for sample in samples:
@@ -456,7 +489,7 @@ def test_sample_api_events_use_the_template_routes(template: dict[str, Any]) -> 
 
 def test_every_rule_retries_and_dead_letters_into_the_queue(translated: dict[str, Any]) -> None:
     rules = resources_of_type(translated, "AWS::Events::Rule")
-    assert len(rules) == 3
+    assert len(rules) == 4
     dlq_arn = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     for name, rule in rules.items():
         (target,) = rule["Properties"]["Targets"]
@@ -476,6 +509,7 @@ def test_failed_async_invocations_end_in_the_queue(translated: dict[str, Any]) -
     assert {c["Properties"]["FunctionName"]["Ref"] for c in configs.values()} == {
         "FormatFunction",
         "DeployFunction",
+        "ReportFunction",
     }
     for config in configs.values():
         properties = config["Properties"]
@@ -727,6 +761,7 @@ def test_sam_build_builds_every_function_and_the_layer(build_dir: Path) -> None:
     assert (layer / "dropfit" / "settings.py").is_file()
     assert (layer / "aws_lambda_powertools").is_dir()
     assert list((build_dir / "FormatFunction" / "numpy").rglob("*aarch64*.so"))
+    assert list((build_dir / "ReportFunction" / "matplotlib").rglob("*aarch64*.so"))
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 from dropfit.aws.s3 import Storage
 from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
@@ -30,13 +31,19 @@ metrics = Metrics()
 app = APIGatewayHttpResolver()
 
 settings = PredictSettings.from_env()
+# One S3 client: metadata.json and report.json, and presigned report links, which are SigV4 on
+# the bucket's regional host (the global host may redirect a new bucket's requests, and a
+# redirected presigned URL no longer matches its signature).
+storage = Storage(
+    boto3.client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
+)
 service = ModelService(
     table=RunsTable(settings.table_name, boto3.client("dynamodb")),
     control=SageMakerControl(boto3.client("sagemaker")),
     runtime=SageMakerRuntime(boto3.client("sagemaker-runtime")),
-    metadata=RunMetadataStore(
-        Storage(boto3.client("s3")), settings.bucket_name, settings.datasets_prefix
-    ),
+    metadata=RunMetadataStore(storage, settings.bucket_name, settings.datasets_prefix),
+    storage=storage,
+    bucket=settings.bucket_name,
     allow_neighbors=settings.allow_neighbors,
 )
 
@@ -73,6 +80,12 @@ def describe_model(model: str) -> dict[str, Any]:
     metrics.add_metric(name="ModelLookups", unit=MetricUnit.Count, value=1)
     # Routes match the raw (percent-encoded) path: /models/%E5%A3%B2... names 売...
     return service.describe_model(unquote(model))
+
+
+@app.get("/models/<model>/report")
+def model_report(model: str) -> dict[str, Any]:
+    metrics.add_metric(name="ReportReads", unit=MetricUnit.Count, value=1)
+    return service.report(unquote(model))
 
 
 @app.exception_handler(ApiError)

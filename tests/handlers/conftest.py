@@ -68,6 +68,11 @@ def predict_function(load: Loader) -> Function:
 
 
 @pytest.fixture
+def report_function(load: Loader) -> Function:
+    return Function(load("report"), LambdaContextStub(function_name="dropfit-report"))
+
+
+@pytest.fixture
 def deployed(stack: Stack) -> Run:
     """iris is trained and deployed: the endpoint serves OLD."""
     old = stack.seed_run(OLD, RunStatus.DEPLOYED, created_at=OLD_AT, metrics=METRICS)

@@ -23,7 +23,8 @@ from botocore.stub import ANY, Stubber
 from dropfit.aws.table import RunsTable
 from dropfit.records import ModelRecord, Run, RunStatus
 from dropfit.run_metadata import RunMetadata, metadata_key
-from dropfit.settings import DeploySettings, FormatSettings, PredictSettings
+from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
+from dropfit.settings import DeploySettings, FormatSettings, PredictSettings, ReportSettings
 
 from tests.template_utils import ROOT, load_template
 
@@ -37,10 +38,13 @@ NEW = "dropfit-iris-1b1b1b1b1b1b"  # uploaded an hour later
 OLD_AT = "2025-03-14T09:00:00.000Z"
 NEW_AT = "2025-03-14T10:00:00.000Z"
 METRICS = {"test:accuracy": 0.9736842105263158}
-_SETTINGS: dict[str, tuple[str, type[FormatSettings | DeploySettings | PredictSettings]]] = {
+_SETTINGS: dict[
+    str, tuple[str, type[FormatSettings | DeploySettings | PredictSettings | ReportSettings]]
+] = {
     "format": ("FormatFunction", FormatSettings),
     "deploy": ("DeployFunction", DeploySettings),
     "predict": ("PredictFunction", PredictSettings),
+    "report": ("ReportFunction", ReportSettings),
 }
 
 
@@ -326,6 +330,26 @@ def build_stack(region: str) -> Stack:
     )
 
 
+def serve_in_moto(stack: Stack, job: str, model: str = "iris") -> None:
+    """The SageMaker model, config and endpoint the deploy function would have created."""
+    env = function_env("deploy")
+    stack.sagemaker.create_model(
+        **model_request(
+            name=job,
+            model=model,
+            image_uri=env["KNN_IMAGE_URI"],
+            artifact_uri=f"s3://{stack.bucket}/models/{model}/{job}/output/model.tar.gz",
+            role_arn=stack.role_arn,
+        )
+    )
+    stack.sagemaker.create_endpoint_config(
+        **serverless_endpoint_config_request(
+            name=job, model=model, memory_mb=2048, max_concurrency=5
+        )
+    )
+    stack.sagemaker.create_endpoint(EndpointName=f"dropfit-{model}", EndpointConfigName=job)
+
+
 # --------------------------------------------------------------------------- events
 
 
@@ -413,8 +437,11 @@ def get_event(path: str) -> dict[str, Any]:
         return read_event("api-list-models.json")
     event = read_event("api-get-model.json")
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
-    if len(parts) == 2 and parts[0] == "models":
+    if parts[0] == "models" and (len(parts) == 2 or parts[2:] == ["report"]):
         event["pathParameters"] = {"model": parts[1]}
+        if len(parts) == 3:
+            route = "GET /models/{model}/report"
+            event["routeKey"] = event["requestContext"]["routeKey"] = route
     else:
         event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
         del event["pathParameters"]

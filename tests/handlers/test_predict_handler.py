@@ -14,10 +14,10 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from dropfit.records import Run, RunStatus
-from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
 
 from tests.conftest import load_function
 
@@ -34,10 +34,10 @@ from .support import (
     HttpAnswer,
     RuntimeScript,
     Stack,
-    function_env,
     get_event,
     http_answer,
     predict_event,
+    serve_in_moto,
 )
 
 # Error answers add no metric; Powertools warns about the empty flush, which is expected here.
@@ -51,26 +51,6 @@ TWO_ANSWERS = {"predictions": [{"predicted_label": 0.0}, {"predicted_label": 2.0
 def runtime(predict_function: Function) -> Iterator[RuntimeScript]:
     with RuntimeScript(predict_function.module.service.runtime.client) as script:
         yield script
-
-
-def _serve_in_moto(stack: Stack, job: str, model: str = "iris") -> None:
-    """The SageMaker model, config and endpoint the deploy function would have created."""
-    env = function_env("deploy")
-    stack.sagemaker.create_model(
-        **model_request(
-            name=job,
-            model=model,
-            image_uri=env["KNN_IMAGE_URI"],
-            artifact_uri=f"s3://{stack.bucket}/models/{model}/{job}/output/model.tar.gz",
-            role_arn=stack.role_arn,
-        )
-    )
-    stack.sagemaker.create_endpoint_config(
-        **serverless_endpoint_config_request(
-            name=job, model=model, memory_mb=2048, max_concurrency=5
-        )
-    )
-    stack.sagemaker.create_endpoint(EndpointName=f"dropfit-{model}", EndpointConfigName=job)
 
 
 def _call(function: Function, event: dict[str, Any]) -> HttpAnswer:
@@ -874,7 +854,7 @@ def test_list_models_is_empty_before_any_upload(stack: Stack, predict_function: 
 def test_describe_model_shows_the_serving_run_and_the_latest_runs_failure(
     stack: Stack, predict_function: Function, deployed: Run
 ) -> None:
-    _serve_in_moto(stack, OLD)
+    serve_in_moto(stack, OLD)
     reason = (
         "Label column 'Species' has only one class ('setosa'); a classifier needs at least 2 "
         "classes."
@@ -898,7 +878,7 @@ def test_describe_model_shows_the_serving_run_and_the_latest_runs_failure(
 def test_describe_model_shows_sagemakers_failure_reasons_without_internals(
     stack: Stack, predict_function: Function, deployed: Run
 ) -> None:
-    _serve_in_moto(stack, OLD)
+    serve_in_moto(stack, OLD)
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.sagemaker.models import sagemaker_backends
 
@@ -938,3 +918,80 @@ def test_describe_model_while_training_shows_no_endpoint_yet(
     assert (body["features"], body["classes"]) == (IRIS_FEATURES, IRIS_CLASSES)
     assert (body["metrics"], body["deployed_run"]) == (None, None)
     assert (body["latest_run"]["run"], body["latest_run"]["status"]) == (OLD, "TRAINING")
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _with_report(stack: Stack, run: Run, report: dict[str, Any]) -> None:
+    """What the report function leaves: report.json and .html, and their keys on the run."""
+    base = f"reports/iris/{run.job}/"
+    stack.s3.put_object(Bucket=stack.bucket, Key=f"{base}report.json", Body=json.dumps(report))
+    stack.s3.put_object(
+        Bucket=stack.bucket, Key=f"{base}report.html", Body=b"<html>", ContentType="text/html"
+    )
+    report_keys = {"json": f"{base}report.json", "html": f"{base}report.html"}
+    stack.runs.update_run("iris", run.job, report=report_keys)
+
+
+def test_describe_model_links_the_serving_runs_report_with_a_short_lived_url(
+    stack: Stack, predict_function: Function, deployed: Run
+) -> None:
+    serve_in_moto(stack, OLD)
+    _with_report(stack, deployed, {"model": "iris"})
+
+    answer = _call(predict_function, get_event("/models/iris"))
+
+    link = answer.body["report"]
+    assert (link["run"], link["json"], link["expires_in"]) == (OLD, "/models/iris/report", 900)
+    url = urlsplit(link["html_url"])
+    query = parse_qs(url.query)
+    assert url.netloc == f"{stack.bucket}.s3.{stack.region}.amazonaws.com"  # regional, no redirect
+    assert url.path == f"/reports/iris/{OLD}/report.html"
+    assert query["X-Amz-Expires"] == ["900"]
+    assert "X-Amz-Signature" in query
+    assert "report" not in answer.body["deployed_run"]  # the run's S3 keys stay internal
+
+
+def test_describe_model_has_no_report_link_before_the_report_is_written(
+    stack: Stack, predict_function: Function, deployed: Run
+) -> None:
+    serve_in_moto(stack, OLD)
+
+    answer = _call(predict_function, get_event("/models/iris"))
+
+    assert (answer.status, answer.body["report"]) == (200, None)
+
+
+def test_get_report_answers_the_serving_runs_report_json(
+    stack: Stack, predict_function: Function, deployed: Run
+) -> None:
+    serve_in_moto(stack, OLD)
+    report = {"model": "iris", "run": OLD, "metrics": {"accuracy": 0.9736842105263158}}
+    _with_report(stack, deployed, report)
+
+    answer = _call(predict_function, get_event("/models/iris/report"))
+
+    assert (answer.status, answer.body) == (200, report)
+
+
+def test_get_report_before_it_is_written_is_404_saying_it_follows_deployment(
+    stack: Stack, predict_function: Function, deployed: Run
+) -> None:
+    serve_in_moto(stack, OLD)
+
+    answer = _call(predict_function, get_event("/models/iris/report"))
+
+    assert answer.status == 404
+    assert answer.body["error"]["code"] == "ReportNotFound"
+    assert "follows within a minute or two of deployment" in answer.body["error"]["message"]
+
+
+def test_get_report_of_a_model_without_a_serving_run_is_503(
+    stack: Stack, predict_function: Function
+) -> None:
+    stack.seed_run(OLD, RunStatus.TRAINING, created_at=OLD_AT)
+
+    answer = _call(predict_function, get_event("/models/iris/report"))
+
+    assert (answer.status, answer.body["error"]["code"]) == (503, "ModelNotReady")

@@ -310,6 +310,25 @@ def recreate_failed_endpoint(w: World) -> None:
         )
 
 
+def report_paths(w: World, served: str) -> None:
+    """The endpoint serves ``served``: its report is written once; answers from another run, or
+    a throttled endpoint on every attempt (Lambda's retries, then the DLQ), write none."""
+    report = w.function("report")
+    endpoints = FakeEndpoints()
+    endpoints.install(w.client("report", "sagemaker-runtime"))
+    endpoints.variant["dropfit-iris"] = "dropfit-iris-000000000000"
+    assert report(endpoint_changed("dropfit-iris", served))["outcome"] == "superseded"
+    endpoints.variant["dropfit-iris"] = served
+    assert report(endpoint_changed("dropfit-iris", served))["outcome"] == "written"
+    assert report(endpoint_changed("dropfit-iris", served))["outcome"] == "duplicate"
+    with _stubbed(w, "report", "sagemaker") as stub:
+        for _ in range(async_attempts("ReportFunction")):
+            stub.add_client_error("describe_endpoint", "ThrottlingException", "Rate exceeded")
+        _fails_every_attempt(
+            w, "report", "ReportFunction", lambda: report(endpoint_changed("dropfit-iris", served))
+        )
+
+
 def predict_paths(w: World, served: str) -> None:
     predict = w.function("predict")
     # A stack deployed with AllowNeighbors=true, so that the verbose invocation is exercised too.
@@ -325,7 +344,10 @@ def predict_paths(w: World, served: str) -> None:
         )
         assert answer["statusCode"] == 200, answer
     assert predict(http_event("GET", "/models"))["statusCode"] == 200
-    assert predict(http_event("GET", "/models/iris"))["statusCode"] == 200
+    described = predict(http_event("GET", "/models/iris"))
+    assert described["statusCode"] == 200
+    assert json.loads(described["body"])["report"]["html_url"]  # presigned with the role
+    assert predict(http_event("GET", "/models/iris/report"))["statusCode"] == 200
     assert predict(http_event("GET", "/models/nothing-here"))["statusCode"] == 404
 
 
@@ -425,6 +447,7 @@ def run_all(monkeypatch: pytest.MonkeyPatch) -> Recorder:
         format_paths(w)
         first, served = deploy_paths(w)
         recreate_failed_endpoint(w)
+        report_paths(w, first)
         predict_paths(w, served)
         sagemaker_role(w.recorder, first)
         return w.recorder

@@ -36,6 +36,7 @@ ROLES = {
     "FormatFunction": "FormatFunctionRole",
     "DeployFunction": "DeployFunctionRole",
     "PredictFunction": "PredictFunctionRole",
+    "ReportFunction": "ReportFunctionRole",
     "SageMakerExecutionRole": "SageMakerExecutionRole",
 }
 
@@ -176,6 +177,9 @@ def test_the_scenarios_cover_every_function_path(recorded: Recorder) -> None:
         ("PredictFunction", "InvokeEndpoint"),
         ("PredictFunction", "Query"),
         ("PredictFunction", "GetObject"),
+        ("ReportFunction", "InvokeEndpoint"),
+        ("ReportFunction", "PutObject"),
+        ("ReportFunction", "UpdateItem"),
         ("SageMakerExecutionRole", "ListObjectsV2"),
         ("SageMakerExecutionRole", "PutObject"),
     } <= operations

@@ -15,7 +15,9 @@ from schemathesis.core.result import Ok
 from tests.security.api import SPEC_PATH, Answer, spec, spec_violations
 from tests.template_utils import load_template
 
-ROUTES_WITH_A_MODEL = ("/models/{model}", "/models/{model}/predict")
+ROUTES_WITH_A_MODEL = ("/models/{model}", "/models/{model}/predict", "/models/{model}/report")
+# The route that answers an error, where it is not predict (which answers all the others).
+ERROR_ROUTES = {errors.ReportNotFound: ("GET", "/models/{model}/report")}
 
 
 def _template_routes() -> set[tuple[str, str]]:
@@ -74,7 +76,7 @@ def _api_errors() -> list[type[errors.DropfitError]]:
 
 
 @pytest.mark.parametrize("error", _api_errors(), ids=lambda cls: cls.__name__)
-def test_every_error_the_code_can_answer_is_documented_for_predict(error: Any) -> None:
+def test_every_error_the_code_can_answer_is_documented_for_its_route(error: Any) -> None:
     retry_after = getattr(error("x"), "retry_after", None)
     message = "Internal error (request id r-1)." if error.code == "InternalError" else "x"
     answer = Answer(
@@ -84,7 +86,8 @@ def test_every_error_the_code_can_answer_is_documented_for_predict(error: Any) -
         body=json.dumps({"error": {"code": error.code, "message": message}}),
     )
 
-    assert spec_violations("POST", "/models/{model}/predict", answer) == []
+    method, path = ERROR_ROUTES.get(error, ("POST", "/models/{model}/predict"))
+    assert spec_violations(method, path, answer) == []
 
 
 def test_retry_after_is_required_where_the_code_sends_it() -> None:

@@ -32,7 +32,12 @@ from tests.conftest import load_function
 from tests.template_utils import ROOT, load_template
 
 EVENTS = ROOT / "events"
-FUNCTIONS = {"format": "FormatFunction", "deploy": "DeployFunction", "predict": "PredictFunction"}
+FUNCTIONS = {
+    "format": "FormatFunction",
+    "deploy": "DeployFunction",
+    "predict": "PredictFunction",
+    "report": "ReportFunction",
+}
 
 
 def read_event(name: str) -> dict[str, Any]:
@@ -329,6 +334,8 @@ def route_of(method: str, raw_path: str) -> tuple[str, dict[str, str] | None] | 
         return "GET /models", None
     if len(segments) == 2 and method == "GET" and segments[0] == "models" and segments[1]:
         return "GET /models/{model}", {"model": unquote(segments[1])}
+    if len(segments) == 3 and method == "GET" and segments[::2] == ["models", "report"]:
+        return "GET /models/{model}/report", {"model": unquote(segments[1])}
     if len(segments) == 3 and method == "POST" and segments[::2] == ["models", "predict"]:
         return "POST /models/{model}/predict", {"model": unquote(segments[1])}
     return None

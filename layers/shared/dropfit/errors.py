@@ -68,6 +68,13 @@ class ModelNotFound(ApiError):
     code = "ModelNotFound"
 
 
+class ReportNotFound(ApiError):
+    """The model serves a run whose report is not written (yet)."""
+
+    status = 404
+    code = "ReportNotFound"
+
+
 class ModelNotReady(ApiError):
     """No endpoint is serving this model yet (training, deploying, or the first deploy failed)."""
 

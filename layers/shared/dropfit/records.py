@@ -43,6 +43,7 @@ class Run:
     dataset: dict[str, Any] | None = None  # s3 uris and row counts
     metrics: dict[str, float] | None = None
     artifact: str | None = None
+    report: dict[str, Any] | None = None  # S3 keys of report.json and report.html, once written
 
     def to_attributes(self) -> dict[str, Any]:
         values = asdict(self)
@@ -64,6 +65,7 @@ class Run:
         shown["run"] = shown.pop("job")
         shown["source"] = {k: v for k, v in self.source.items() if k in ("key", "size")}
         shown.pop("artifact", None)
+        shown.pop("report", None)  # GET /models/{model} links it instead
         if self.dataset is not None:
             shown["dataset"] = {k: v for k, v in self.dataset.items() if k != "prefix"}
         return shown

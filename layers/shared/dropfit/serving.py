@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
+from dropfit.aws.s3 import Storage
+from dropfit.aws.sagemaker import EndpointState, SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
 from dropfit.errors import (
     ApiError,
     ModelNotFound,
     ModelNotReady,
     NeighborsDisabled,
+    ReportNotFound,
     UnprocessableRequest,
 )
 from dropfit.names import model_name_from_path
 from dropfit.prediction import parse_endpoint_answer, parse_instances, to_endpoint_csv
 from dropfit.public import public_text
-from dropfit.records import ModelRecord
+from dropfit.records import ModelRecord, Run
 from dropfit.run_metadata import RunMetadata, RunMetadataStore
 
 JSON = "application/json"
@@ -33,6 +36,8 @@ NEIGHBORS_DISABLED = (
     "Neighbours are disabled on this API: they are exact training rows with their labels. "
     "Ask without ?neighbors=true, or redeploy the stack with AllowNeighbors=true."
 )
+# How long a link to a report stays valid: long enough to open it, short enough not to be shared.
+REPORT_LINK_SECONDS = 900
 
 
 @dataclass
@@ -41,6 +46,8 @@ class ModelService:
     control: SageMakerControl
     runtime: SageMakerRuntime
     metadata: RunMetadataStore
+    storage: Storage
+    bucket: str  # where the reports are
     # ?neighbors=true answers training rows: only when the stack's AllowNeighbors parameter says.
     allow_neighbors: bool = False
     clock: Callable[[], float] = time.monotonic
@@ -148,18 +155,50 @@ class ModelService:
             ]
         }
 
-    def describe_model(self, model: str) -> dict[str, Any]:
-        model = model_name_from_path(model)
+    def _deployed(self, model: str) -> tuple[ModelRecord, EndpointState | None, Run | None]:
+        """The model, its endpoint, and the run the endpoint serves (its config names it)."""
         record = self._model(model)
         endpoint = self.control.describe_endpoint(record.endpoint)
-        latest = self.table.get_run(model, record.latest_run) if record.latest_run else None
-        # The endpoint itself says which run serves (its config is named after the run).
         serving_job = (
             endpoint.config_name
             if endpoint is not None and endpoint.status in ("InService", "Updating")
             else None
         )
-        deployed = self.table.get_run(model, serving_job) if serving_job else None
+        return record, endpoint, self.table.get_run(model, serving_job) if serving_job else None
+
+    def _report_link(self, model: str, run: Run | None) -> dict[str, Any] | None:
+        if run is None or not run.report:
+            return None
+        return {
+            "run": run.job,
+            "html_url": self.storage.presigned_get(
+                self.bucket, run.report["html"], REPORT_LINK_SECONDS
+            ),
+            "expires_in": REPORT_LINK_SECONDS,
+            "json": f"/models/{model}/report",
+        }
+
+    def report(self, model: str) -> dict[str, Any]:
+        """report.json of the run the model's endpoint serves."""
+        model = model_name_from_path(model)
+        _, _, deployed = self._deployed(model)
+        if deployed is None:
+            raise ModelNotReady(f"Model {model!r} has no endpoint in service, so no report yet.")
+        if not deployed.report:
+            raise ReportNotFound(
+                f"Run {deployed.job} of model {model!r} serves, but its report is not written "
+                "yet: it follows within a minute or two of deployment. Retry shortly."
+            )
+        data = self.storage.read_object(self.bucket, deployed.report["json"])
+        if data is None:
+            raise ReportNotFound(f"The report of run {deployed.job} is gone; redeploy the model.")
+        report: dict[str, Any] = json.loads(data)
+        return report
+
+    def describe_model(self, model: str) -> dict[str, Any]:
+        model = model_name_from_path(model)
+        record, endpoint, deployed = self._deployed(model)
+        latest = self.table.get_run(model, record.latest_run) if record.latest_run else None
         shown = deployed or latest
         expects = self._run_metadata(model, shown.job) if shown is not None else None
         if deployed is not None:
@@ -189,4 +228,5 @@ class ModelService:
             "latest_run": latest.view() if latest else None,
             # Never a run of this model: another key's upload that this name was refused to.
             "refused_upload": record.refused_upload,
+            "report": self._report_link(model, deployed),
         }

@@ -85,3 +85,12 @@ class PredictSettings(_Settings):
     bucket_name: str
     datasets_prefix: str
     allow_neighbors: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings(_Settings):
+    table_name: str
+    bucket_name: str
+    name_prefix: str
+    datasets_prefix: str
+    reports_prefix: str

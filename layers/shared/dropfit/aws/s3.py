@@ -88,6 +88,21 @@ class Storage:
         body: bytes = response["Body"].read()
         return body
 
+    def lines(self, bucket: str, key: str) -> Iterator[bytes]:
+        """An object of ours (a channel), streamed line by line."""
+        body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            yield from body.iter_lines(chunk_size=READ_BYTES)
+        finally:
+            body.close()
+
+    def presigned_get(self, bucket: str, key: str, expires_in: int) -> str:
+        """A URL that lets its holder GET this one object for ``expires_in`` seconds."""
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+        )
+        return url
+
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str:
         self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
         return f"s3://{bucket}/{key}"
