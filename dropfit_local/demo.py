@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,27 +174,29 @@ def run_demo(
     say(f"\nValidation report (the endpoint's answers, figures and plots): {saved}")
 
 
-def save_report(api_url: str, model: str, run: str, accuracy: float, *, timeout: float) -> Path:
+def save_report(api: ApiClient, model: str, run: str, accuracy: float, *, timeout: float) -> Path:
     """Wait for the run's report, check it against the demo's own figures, save it locally."""
     deadline = time.monotonic() + timeout
     while True:
-        response = requests.get(f"{api_url}/models/{model}/report", timeout=30)
-        if response.status_code == 200:
+        response = api.get(f"/models/{model}/report", timeout=30)
+        if response.status == 200:
             break
-        if response.status_code != 404 or time.monotonic() > deadline:
-            raise DemoFailed(f"GET /models/{model}/report: {response.status_code} {response.text}")
+        if response.status != 404 or time.monotonic() > deadline:
+            raise DemoFailed(f"GET /models/{model}/report: {response.status} {response.text}")
         time.sleep(POLL_SECONDS)
     report = response.json()
     if report["run"] != run or abs(report["metrics"]["accuracy"] - accuracy) > 1e-9:
         raise DemoFailed(f"the report disagrees with the demo's predictions: {response.text[:300]}")
-    link = requests.get(f"{api_url}/models/{model}", timeout=30).json()["report"]
-    page = requests.get(link["html_url"], timeout=30)  # presigned: no credentials needed
-    if page.status_code != 200 or not page.text.startswith("<!DOCTYPE html>"):
-        raise DemoFailed(f"the report's link answered {page.status_code}")
+    link = api.get(f"/models/{model}", timeout=30).json()["report"]
+    # A presigned URL: no credentials, no signing, as a browser opens it.
+    with urllib.request.urlopen(link["html_url"], timeout=30) as answer:
+        page = answer.read().decode()
+    if not page.startswith("<!DOCTYPE html>"):
+        raise DemoFailed(f"the report's link answered {page[:200]!r}")
     folder = REPORTS / model / run
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(json.dumps(report, indent=2))
-    (folder / "report.html").write_text(page.text)
+    (folder / "report.html").write_text(page)
     return folder / "report.html"
 
 
