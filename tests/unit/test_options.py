@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from dropfit.errors import InvalidUpload
-from dropfit.options import K_MAX, UploadOptions, parse_options, requested_model_name
+from dropfit.options import K_MAX, Defaults, UploadOptions, parse_options, requested_model_name
 
 
 def error_of(metadata: dict[str, str]) -> str:
@@ -92,7 +92,8 @@ def test_hyperparameter_values_need_1_to_256_characters(value: str) -> None:
 def test_unknown_option_names_the_known_ones() -> None:
     assert error_of({"lable": "Species"}) == (
         "Unknown option 'lable'; known options are name, label, k, predictor_type, "
-        "test_fraction, sample_size and hp-<hyperparameter>."
+        "test_fraction, sample_size, scale, encode, missing, min_score, force and "
+        "hp-<hyperparameter>."
     )
 
 
@@ -115,12 +116,12 @@ def test_k_within_range(k: int) -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ("0", f"Option k=0 is out of range; expected 1..{K_MAX}."),
-        ("1025", f"Option k=1025 is out of range; expected 1..{K_MAX}."),
-        ("-3", f"Option k=-3 is out of range; expected 1..{K_MAX}."),
-        ("3.5", f"Option k='3.5' is not a whole number; expected 1..{K_MAX}."),
-        ("three", f"Option k='three' is not a whole number; expected 1..{K_MAX}."),
-        ("", f"Option k='' is not a whole number; expected 1..{K_MAX}."),
+        ("0", f"Option k=0 is out of range; expected 1..{K_MAX} or auto."),
+        ("1025", f"Option k=1025 is out of range; expected 1..{K_MAX} or auto."),
+        ("-3", f"Option k=-3 is out of range; expected 1..{K_MAX} or auto."),
+        ("3.5", f"Option k='3.5' is not a whole number; expected 1..{K_MAX} or auto."),
+        ("three", f"Option k='three' is not a whole number; expected 1..{K_MAX} or auto."),
+        ("", f"Option k='' is not a whole number; expected 1..{K_MAX} or auto."),
     ],
 )
 def test_k_out_of_range_or_not_a_number(raw: str, message: str) -> None:
@@ -191,3 +192,94 @@ def test_a_chosen_name_must_be_a_model_name(value: str) -> None:
 
     assert error.value.message == expected
     assert error_of({"name": value}) == expected
+
+
+def test_k_auto_is_chosen_by_cross_validation() -> None:
+    assert parse_options({"k": " AUTO "}).k == "auto"
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "expected"),
+    [
+        ("scale", "Standard", "standard"),
+        ("scale", "minmax", "minmax"),
+        ("scale", "auto", "auto"),
+        ("encode", "onehot", "onehot"),
+        ("missing", "drop", "drop"),
+        ("missing", " Median ", "median"),
+    ],
+)
+def test_preprocessing_options(key: str, raw: str, expected: str) -> None:
+    assert getattr(parse_options({key: raw}), key) == expected
+    assert parse_options({key: raw}).transforms
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "allowed"),
+    [
+        ("scale", "zscore", "none, standard, minmax, auto"),
+        ("encode", "ordinal", "refuse, onehot"),
+        ("missing", "mean", "refuse, drop, median"),
+    ],
+)
+def test_unsupported_preprocessing_is_refused(key: str, raw: str, allowed: str) -> None:
+    assert error_of({key: raw}) == (
+        f"Option {key}={raw!r} is not supported; expected one of {allowed}."
+    )
+
+
+def test_stack_defaults_apply_when_the_upload_does_not_say() -> None:
+    defaults = Defaults.parse("auto", "standard", "onehot", "median", "0.8")
+
+    options = parse_options({"scale": "none"}, defaults)
+
+    assert (options.scale, options.encode, options.missing, options.min_score) == (
+        "none",
+        "onehot",
+        "median",
+        0.8,
+    )
+    assert options.k is None and defaults.k == "auto"
+    assert parse_options({}) == UploadOptions() and not UploadOptions().transforms
+
+
+def test_a_bad_stack_default_is_refused_like_an_option() -> None:
+    with pytest.raises(InvalidUpload, match="Option scale='z' is not supported"):
+        Defaults.parse("1", "z", "refuse", "refuse")
+
+
+@pytest.mark.parametrize(("raw", "score"), [("0.9", 0.9), ("-0.5", -0.5), ("1", 1.0)])
+def test_min_score(raw: str, score: float) -> None:
+    assert parse_options({"min_score": raw}).min_score == score
+
+
+@pytest.mark.parametrize("raw", ["1.5", "nan", "high", "-2"])
+def test_min_score_out_of_range(raw: str) -> None:
+    assert error_of({"min-score": raw}) == (
+        f"Option min_score={raw!r} is not a score; expected a number from -1 to 1 (the test "
+        "accuracy of a classifier, the test R² of a regressor), e.g. 0.9."
+    )
+
+
+@pytest.mark.parametrize(("raw", "force"), [("true", True), ("FALSE", False)])
+def test_force(raw: str, force: bool) -> None:
+    assert parse_options({"force": raw}).force is force
+
+
+def test_force_must_be_a_boolean() -> None:
+    assert error_of({"force": "yes"}) == "Option force='yes' is not true or false."
+
+
+def test_the_record_keeps_preprocessing_and_the_gate() -> None:
+    record = parse_options(
+        {"scale": "auto", "k": "auto", "missing": "drop", "min_score": "0.9", "force": "true"}
+    ).as_record()
+
+    assert record == {
+        "test_fraction": "0.25",
+        "k": "auto",
+        "min_score": "0.9",
+        "scale": "auto",
+        "missing": "drop",
+        "force": "true",
+    }

@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from dropfit.errors import InvalidModelName, InvalidUpload
 from dropfit.names import check_model_name
@@ -27,41 +28,102 @@ HYPERPARAMETER_PREFIX = "hp-"
 # Set by Dropfit itself from the data; an hp- override would make the job disagree with the data.
 RESERVED_HYPERPARAMETERS = frozenset({"feature_dim", "k", "predictor_type", "sample_size"})
 _HYPERPARAMETER_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
-KNOWN_OPTIONS = ("name", "label", "k", "predictor_type", "test_fraction", "sample_size")
+KNOWN_OPTIONS = (
+    "name",
+    "label",
+    "k",
+    "predictor_type",
+    "test_fraction",
+    "sample_size",
+    "scale",
+    "encode",
+    "missing",
+    "min_score",
+    "force",
+)
 NAME_OPTION = "name"
+AUTO = "auto"
+# Preprocessing choices; the first of each is the tutorial's (nothing changes the data).
+SCALES = ("none", "standard", "minmax", AUTO)
+ENCODINGS = ("refuse", "onehot")
+MISSING = ("refuse", "drop", "median")
+_BOOLEANS = {"true": True, "false": False}
+
+KChoice = int | Literal["auto"]
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """The stack's defaults for options an upload does not set (template parameters)."""
+
+    k: KChoice = 1
+    scale: str = "none"
+    encode: str = "refuse"
+    missing: str = "refuse"
+    min_score: float | None = None
+
+    @classmethod
+    def parse(
+        cls, k: str, scale: str, encode: str, missing: str, min_score: str = "none"
+    ) -> Defaults:
+        """From the template's parameters (as text), validated as an upload's options are."""
+        return cls(
+            k=_k_option(k),
+            scale=_choice("scale", scale, SCALES),
+            encode=_choice("encode", encode, ENCODINGS),
+            missing=_choice("missing", missing, MISSING),
+            min_score=None if min_score.strip().lower() == "none" else _score(min_score),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class UploadOptions:
     name: str | None = None  # the model's name, instead of the one the key gives
     label: str | None = None
-    k: int | None = None
+    k: KChoice | None = None  # None: the stack's default k
     predictor_type: str | None = None
     test_fraction: float = 0.25
     sample_size: int | None = None
     extra_hyperparameters: dict[str, str] = field(default_factory=dict)
+    scale: str = "none"
+    encode: str = "refuse"
+    missing: str = "refuse"
+    min_score: float | None = None  # the quality gate's floor (None: the stack's, if any)
+    force: bool = False  # replace the serving model even if this one scores worse
+
+    @property
+    def transforms(self) -> bool:
+        """Whether the features are transformed (else the channels keep the upload's text)."""
+        return (self.scale, self.encode, self.missing) != ("none", "refuse", "refuse")
 
     def as_record(self) -> dict[str, object]:
         """What is stored with the run (only what the user set, plus defaults that matter)."""
         record: dict[str, object] = {"test_fraction": str(self.test_fraction)}
-        for name in ("name", "label", "k", "predictor_type", "sample_size"):
+        for name in ("name", "label", "k", "predictor_type", "sample_size", "min_score"):
             value = getattr(self, name)
             if value is not None:
                 record[name] = str(value)
+        for name, tutorial in (("scale", "none"), ("encode", "refuse"), ("missing", "refuse")):
+            if getattr(self, name) != tutorial:
+                record[name] = getattr(self, name)
+        if self.force:
+            record["force"] = "true"
         if self.extra_hyperparameters:
             record["hyperparameters"] = dict(self.extra_hyperparameters)
         return record
 
 
-def _int_option(name: str, raw: str, low: int, high: int) -> int:
+def _int_option(name: str, raw: str, low: int, high: int, alternative: str = "") -> int:
     try:
         value = int(raw.strip())
     except ValueError:
         raise InvalidUpload(
-            f"Option {name}={raw!r} is not a whole number; expected {low}..{high}."
+            f"Option {name}={raw!r} is not a whole number; expected {low}..{high}{alternative}."
         ) from None
     if not low <= value <= high:
-        raise InvalidUpload(f"Option {name}={value} is out of range; expected {low}..{high}.")
+        raise InvalidUpload(
+            f"Option {name}={value} is out of range; expected {low}..{high}{alternative}."
+        )
     return value
 
 
@@ -84,8 +146,40 @@ def requested_model_name(metadata: Mapping[str, str]) -> str | None:
     return _model_name_option(chosen[-1]) if chosen else None
 
 
-def parse_options(metadata: Mapping[str, str]) -> UploadOptions:
-    """S3 user metadata -> validated options; unknown keys are errors (typos cost money)."""
+def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in allowed:
+        raise InvalidUpload(
+            f"Option {name}={raw!r} is not supported; expected one of {', '.join(allowed)}."
+        )
+    return value
+
+
+def _k_option(raw: str) -> KChoice:
+    if raw.strip().lower() == AUTO:
+        return AUTO
+    return _int_option("k", raw, 1, K_MAX, " or auto")
+
+
+def _score(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and -1.0 <= value <= 1.0):
+        raise InvalidUpload(
+            f"Option min_score={raw!r} is not a score; expected a number from -1 to 1 (the test "
+            "accuracy of a classifier, the test R² of a regressor), e.g. 0.9."
+        )
+    return value
+
+
+def parse_options(metadata: Mapping[str, str], defaults: Defaults = Defaults()) -> UploadOptions:
+    """S3 user metadata -> validated options; unknown keys are errors (typos cost money).
+
+    Options the upload does not set take the stack's ``defaults`` (k stays None: its default is
+    resolved with the data).
+    """
     values: dict[str, str] = {}
     extra: dict[str, str] = {}
     for raw_key, raw_value in metadata.items():
@@ -140,10 +234,17 @@ def parse_options(metadata: Mapping[str, str]) -> UploadOptions:
                 "0 and 1, e.g. 0.25."
             )
 
+    force = False
+    if "force" in values:
+        raw = values["force"].strip().lower()
+        if raw not in _BOOLEANS:
+            raise InvalidUpload(f"Option force={values['force']!r} is not true or false.")
+        force = _BOOLEANS[raw]
+
     return UploadOptions(
         name=_model_name_option(values[NAME_OPTION]) if NAME_OPTION in values else None,
         label=label.strip() if label is not None else None,
-        k=_int_option("k", values["k"], 1, K_MAX) if "k" in values else None,
+        k=_k_option(values["k"]) if "k" in values else None,
         predictor_type=predictor_type,
         test_fraction=test_fraction,
         sample_size=(
@@ -152,4 +253,17 @@ def parse_options(metadata: Mapping[str, str]) -> UploadOptions:
             else None
         ),
         extra_hyperparameters=extra,
+        scale=_choice("scale", values["scale"], SCALES) if "scale" in values else defaults.scale,
+        encode=(
+            _choice("encode", values["encode"], ENCODINGS)
+            if "encode" in values
+            else defaults.encode
+        ),
+        missing=(
+            _choice("missing", values["missing"], MISSING)
+            if "missing" in values
+            else defaults.missing
+        ),
+        min_score=_score(values["min_score"]) if "min_score" in values else defaults.min_score,
+        force=force,
     )
