@@ -58,7 +58,11 @@ def settings(instances: int) -> FormatSettings:
         training_instance_type="ml.m5.large",
         training_instance_count=instances,
         max_training_seconds=3600,
-        default_k=1,
+        default_k="1",
+        default_scale="none",
+        default_encode="refuse",
+        default_missing="refuse",
+        default_min_score="none",
         failure_topic_arn="arn:aws:sns:us-east-1:123456789012:dropfit-failures",
     )
 

@@ -130,6 +130,13 @@ def test_upload_writes_label_first_channels_and_metadata_and_leaves_the_upload_u
         "random_state": 0,
         "k": 1,
         "sample_size": 112,
+        "feature_dim": 4,
+        "preprocessing": {
+            "scale": {"method": "none", "chosen_by": "option"},
+            "encode": {"method": "refuse"},
+            "missing": {"method": "refuse", "rows_dropped": 0, "values_filled": 0},
+            "columns": [],
+        },
     }
     after = stack.bucket_versions()
     assert [v for v in after if v[0] == KEY] == upload_before
@@ -295,13 +302,14 @@ BAD_UPLOADS = {
     "k=0": BadUpload(
         lambda iris: iris,
         {"k": "0"},
-        "Option k=0 is out of range; expected 1..1024.",
+        "Option k=0 is out of range; expected 1..1024 or auto.",
     ),
     "unknown option": BadUpload(
         lambda iris: iris,
         {"lable": "Species"},
         "Unknown option 'lable'; known options are name, label, k, predictor_type, "
-        "test_fraction, sample_size and hp-<hyperparameter>.",
+        "test_fraction, sample_size, scale, encode, missing, min_score, force and "
+        "hp-<hyperparameter>.",
     ),
 }
 

@@ -13,6 +13,7 @@ DEPLOY_ENV = {
     "SERVERLESS_MEMORY_MB": "2048",
     "SERVERLESS_MAX_CONCURRENCY": "5",
     "FAILURE_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:failures",
+    "REPLACE_MARGIN": "0.05",
 }
 
 
@@ -96,3 +97,33 @@ def test_env_names_list_each_class_variables() -> None:
         "DEFAULT_K",
         "INCOMING_PREFIX",
     } <= set(FormatSettings.env_names())
+
+
+def test_the_format_function_reads_the_stack_option_defaults() -> None:
+    env = {name: "x" for name in FormatSettings.env_names()}
+    env |= {"TRAINING_INSTANCE_COUNT": "1", "MAX_TRAINING_SECONDS": "60"}
+    env |= {"DEFAULT_K": "auto", "DEFAULT_SCALE": "standard", "DEFAULT_ENCODE": "onehot"}
+    env |= {"DEFAULT_MISSING": "drop", "DEFAULT_MIN_SCORE": "0.8"}
+
+    defaults = FormatSettings.from_env(env).defaults()
+
+    assert (defaults.k, defaults.scale, defaults.encode, defaults.missing) == (
+        "auto",
+        "standard",
+        "onehot",
+        "drop",
+    )
+    assert defaults.min_score == 0.8
+    with pytest.raises(SettingsError, match="a stack default is invalid: Option scale="):
+        FormatSettings.from_env({**env, "DEFAULT_SCALE": "zscore"}).defaults()
+
+
+@pytest.mark.parametrize(("raw", "margin"), [("none", None), ("0.05", 0.05), ("0", 0.0)])
+def test_the_replace_margin(raw: str, margin: float | None) -> None:
+    assert DeploySettings.from_env({**DEPLOY_ENV, "REPLACE_MARGIN": raw}).margin() == margin
+
+
+@pytest.mark.parametrize("raw", ["-0.1", "lots", "nan"])
+def test_a_bad_replace_margin_is_a_settings_error(raw: str) -> None:
+    with pytest.raises(SettingsError, match="REPLACE_MARGIN must be none or a score difference"):
+        DeploySettings.from_env({**DEPLOY_ENV, "REPLACE_MARGIN": raw}).margin()

@@ -213,7 +213,7 @@ def test_sample_size_stays_the_total_over_instances() -> None:
         bytes_source(make_csv(400, 4, "text")), UploadOptions(sample_size=100), 1, TrainLayout(4)
     )
 
-    assert plan.hyperparameters()["sample_size"] == "100"
+    assert plan.metadata.hyperparameters()["sample_size"] == "100"
 
 
 # --- reading ---------------------------------------------------------------------------

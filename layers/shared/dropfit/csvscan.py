@@ -468,6 +468,15 @@ def canonical_numbers(raw: npt.NDArray[Any]) -> list[str]:
     return [text if ok else repr(float(v)) for text, ok, v in zip(raw, plain, values, strict=True)]
 
 
+class Tap(Protocol):
+    """Sees what the channels receive: the training rows by ordinal, and the test rows."""
+
+    def train(self, ordinal0: int, rows: bytes | memoryview, ends: npt.NDArray[np.int64]) -> None:
+        """Consecutive training rows from ordinal ``ordinal0`` (row i ends at ``ends[i]``)."""
+
+    def test(self, rows: bytes | memoryview) -> None: ...
+
+
 class Router:
     """Sends each data row to the test channel or to its training part, in upload order.
 
@@ -476,9 +485,15 @@ class Router:
     """
 
     def __init__(
-        self, is_test: npt.NDArray[np.bool_], n_train: int, train: Sequence[Sink], test: Sink
+        self,
+        is_test: npt.NDArray[np.bool_],
+        n_train: int,
+        train: Sequence[Sink],
+        test: Sink,
+        tap: Tap | None = None,
     ) -> None:
         self.is_test = is_test
+        self._tap = tap
         self._train = list(train)
         self._test = test
         parts = len(self._train)
@@ -492,6 +507,10 @@ class Router:
         """A batch of consecutive rows: the training rows' bytes (row i ends at train_ends[i])."""
         if test:
             self._test.write(test)
+        if self._tap is not None:
+            self._tap.train(self._ordinal, train, train_ends)
+            if test:
+                self._tap.test(test)
         view = memoryview(train)
         done, start = 0, 0
         while done < len(train_ends):

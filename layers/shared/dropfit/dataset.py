@@ -25,10 +25,11 @@ Decisions (documented in README):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from dropfit import csvscan, plaincsv, plainwrite
+from dropfit import crossval, csvscan, plaincsv, plainwrite
 from dropfit.csvscan import (
     MAX_CLASSES,
     MAX_FEATURES,
@@ -45,9 +46,10 @@ from dropfit.csvscan import (
 from dropfit.csvsource import Source, bytes_source
 from dropfit.errors import InvalidUpload
 from dropfit.labels import LabelMap
-from dropfit.options import K_MAX, UploadOptions
+from dropfit.options import AUTO, K_MAX, KChoice, UploadOptions
 from dropfit.run_metadata import RunMetadata
 from dropfit.split import RANDOM_STATE, holdout_mask, split_sizes
+from dropfit.tap import ChannelTap
 
 __all__ = [
     "MAX_CLASSES",
@@ -58,6 +60,7 @@ __all__ = [
     "Sink",
     "TrainLayout",
     "format_dataset",
+    "k_candidates",
     "plan_dataset",
     "train_object_names",
 ]
@@ -88,43 +91,69 @@ def train_object_names(parts: int) -> list[str]:
 
 @dataclass(frozen=True)
 class DatasetPlan:
-    """A validated upload (pass 1 done): what the channels will hold, and how to write them."""
+    """A validated upload: what the channels will hold, and how to write them.
+
+    ``metadata.k`` is final unless ``k_auto``: then :meth:`write` chooses it by cross-validation
+    on the training rows it writes, and returns the final metadata.
+    """
 
     metadata: RunMetadata
     train_parts: int
-    _source: Source = field(repr=False)
-    _scan: Scan = field(repr=False)
-    _encoding: Encoding = field(repr=False)
-    _plain: bool = field(repr=False)
-
-    def hyperparameters(self) -> dict[str, str]:
-        return self.metadata.hyperparameters()
-
-    @property
-    def engine(self) -> str:
-        """Which engine writes the channels: "plain" (fast) or "reference" (any CSV)."""
-        return "plain" if self._plain else "reference"
+    engine: str  # who writes the channels: "plain" (fast), "reference" or "preprocessed"
+    _write: Callable[[Router], None] = field(repr=False)
+    k_auto: bool = False
 
     def train_object_names(self) -> list[str]:
         return train_object_names(self.train_parts)
 
-    def write(self, train: Sequence[Sink], test: Sink) -> None:
-        """Pass 2: every data row to the test sink or to its training part (closed when full)."""
+    def write(self, train: Sequence[Sink], test: Sink) -> RunMetadata:
+        """Every data row to the test sink or to its training part (closed when full); the
+        run's final metadata (k chosen, test label figures)."""
         if len(train) != self.train_parts:
             raise ValueError(f"expected {self.train_parts} training sinks, got {len(train)}")
         meta = self.metadata
-        router = Router(holdout_mask(meta.n_rows, meta.test_fraction), meta.n_train, train, test)
-        if self._plain:
-            plainwrite.write(self._source, self._scan, self._encoding, router)
-        else:
-            csvscan.write(self._source, self._scan.header, self._encoding, router)
+        is_test = holdout_mask(meta.n_rows, meta.test_fraction)
+        regressor = meta.predictor_type == "regressor"
+        tap = (
+            ChannelTap(is_test, meta.test_fraction, sample=self.k_auto, test_labels=regressor)
+            if self.k_auto or regressor
+            else None
+        )
+        router = Router(is_test, meta.n_train, train, test, tap)
+        self._write(router)
         router.close()
+        if tap is None:
+            return meta
+        changes: dict[str, Any] = {}
+        if regressor:
+            changes["test_labels"] = tap.test_label_stats()
+        if self.k_auto:
+            features, labels = tap.sample()
+            found = crossval.search(
+                features, labels, not regressor, k_candidates(meta.sample_size), ["none"]
+            )
+            changes["k"] = found.chosen_k
+            changes["k_search"] = found.k_search()
+        return replace(meta, **changes)
+
+
+def k_candidates(sample_size: int) -> list[int]:
+    """What k=auto tries: :data:`crossval.K_CANDIDATES`, at most the points the model keeps."""
+    return [k for k in crossval.K_CANDIDATES if k <= min(sample_size, K_MAX)]
 
 
 def plan_dataset(
-    source: Source, options: UploadOptions, default_k: int, layout: TrainLayout = TrainLayout()
+    source: Source,
+    options: UploadOptions,
+    default_k: KChoice,
+    layout: TrainLayout = TrainLayout(),
 ) -> DatasetPlan:
     """Pass 1: validate one upload. Raises :class:`InvalidUpload` naming the problem."""
+    if options.transforms:
+        # imported here: it builds on this module's decide() and train_parts()
+        from dropfit import preprocessed
+
+        return preprocessed.plan(source, options, default_k, layout)
     try:
         found = plaincsv.scan(source, options.label, options.predictor_type)
     except plaincsv.NotPlain:
@@ -134,18 +163,31 @@ def plan_dataset(
     if label != found.label_index:
         # The first rows pointed at another label column: gather the real one's classes.
         found = csvscan.scan(source, options.label, label_hint=label)
-    metadata, encoding = _decide(found, label, options, default_k)
-    parts = _train_parts(found, metadata, layout)
-    plain = plainwrite.can_write(found, encoding)
-    return DatasetPlan(metadata, parts, source, found, encoding, plain)
+    metadata, encoding, k_auto = decide(found, label, options, default_k)
+    parts = train_parts(found.size, metadata, layout)
+    if plainwrite.can_write(found, encoding):
+        return DatasetPlan(
+            metadata,
+            parts,
+            "plain",
+            lambda router: plainwrite.write(source, found, encoding, router),
+            k_auto,
+        )
+    return DatasetPlan(
+        metadata,
+        parts,
+        "reference",
+        lambda router: csvscan.write(source, found.header, encoding, router),
+        k_auto,
+    )
 
 
-def format_dataset(data: bytes, options: UploadOptions, default_k: int) -> FormattedDataset:
+def format_dataset(data: bytes, options: UploadOptions, default_k: KChoice) -> FormattedDataset:
     """Validate and format an upload held in memory (one training object)."""
     plan = plan_dataset(bytes_source(data), options, default_k)
     train, test = _Buffer(), _Buffer()
-    plan.write([train], test)
-    return FormattedDataset(train.value(), test.value(), plan.metadata)
+    metadata = plan.write([train], test)
+    return FormattedDataset(train.value(), test.value(), metadata)
 
 
 class _Buffer:
@@ -165,7 +207,7 @@ class _Buffer:
 # --- deciding, from what pass 1 found (in the order a whole-file check meets the problems) ---
 
 
-def _bad_value(name: str, bad: csvscan.BadValue, role: str) -> InvalidUpload:
+def bad_value(name: str, bad: csvscan.BadValue, role: str) -> InvalidUpload:
     if bad.kind == csvscan.TOO_LARGE:
         return InvalidUpload(
             f"{role.capitalize()} column {name!r} has the value {bad.raw[:40]!r} in data row "
@@ -178,16 +220,20 @@ def _bad_value(name: str, bad: csvscan.BadValue, role: str) -> InvalidUpload:
     )
 
 
-def _decide(
-    found: Scan, label: int, options: UploadOptions, default_k: int
-) -> tuple[RunMetadata, Encoding]:
+def decide(
+    found: Scan, label: int, options: UploadOptions, default_k: KChoice
+) -> tuple[RunMetadata, Encoding, bool]:
+    """The run's metadata and how rows are written, from what pass 1 found; whether k=auto.
+
+    With k=auto, ``metadata.k`` is 1 until cross-validation chooses it.
+    """
     header = found.header
     name = header[label]
     features = [j for j in range(len(header)) if j != label]
     for j in features:
         bad = found.columns[j].first_bad
         if bad is not None:
-            raise _bad_value(header[j], bad, "feature")
+            raise bad_value(header[j], bad, "feature")
 
     column, stats = found.columns[label], found.label
     if options.predictor_type is not None:
@@ -202,7 +248,7 @@ def _decide(
     if predictor_type == "classifier":
         if column.numeric:
             if column.first_bad is not None:
-                raise _bad_value(name, column.first_bad, "label")
+                raise bad_value(name, column.first_bad, "label")
             too_long = stats.first_long_number
             counts = {numeric_class_name(v): n for v, n in stats.values.counts.items()}
             overflow = stats.values.overflow
@@ -225,7 +271,7 @@ def _decide(
             )
         label_map = LabelMap.from_labels(counts)
     elif column.first_bad is not None:
-        raise _bad_value(name, column.first_bad, "label")
+        raise bad_value(name, column.first_bad, "label")
 
     n_rows = found.n_rows
     n_train, n_test = split_sizes(n_rows, options.test_fraction)
@@ -236,7 +282,8 @@ def _decide(
         raise InvalidUpload(
             f"Option sample_size={sample_size} is larger than the training set ({n_train} rows)."
         )
-    k = options.k if options.k is not None else default_k
+    chosen = options.k if options.k is not None else default_k
+    k = 1 if chosen == AUTO else int(chosen)
     if k > min(sample_size, K_MAX):
         raise InvalidUpload(
             f"k={k} is larger than the {sample_size} training points the model will hold; "
@@ -262,7 +309,7 @@ def _decide(
         classes=label_map.index() if label_map is not None else None,
         numeric_classes=column.numeric,
     )
-    return metadata, encoding
+    return metadata, encoding, chosen == AUTO
 
 
 def _check_class_counts(
@@ -296,7 +343,7 @@ def _check_class_counts(
         )
 
 
-def _train_parts(found: Scan, metadata: RunMetadata, layout: TrainLayout) -> int:
+def train_parts(size: int, metadata: RunMetadata, layout: TrainLayout) -> int:
     """As many objects as ~part_bytes of training rows need, a multiple of the instance count."""
     instances = layout.instance_count
     n_train = metadata.n_train
@@ -311,7 +358,7 @@ def _train_parts(found: Scan, metadata: RunMetadata, layout: TrainLayout) -> int
                 f"Option sample_size={metadata.sample_size} is smaller than the {instances} "
                 "training instances; each instance samples its share of it."
             )
-    estimate = found.size * n_train / max(1, metadata.n_rows)
+    estimate = size * n_train / max(1, metadata.n_rows)
     parts = max(1, math.ceil(estimate / layout.part_bytes))
     parts = math.ceil(parts / instances) * instances
     return int(min(parts, n_train // instances * instances))

@@ -140,16 +140,16 @@ class Ingestor:
     ) -> IngestResult:
         settings = self.settings
         source = self.storage.open_upload(upload.bucket, key, upload.version_id)
-        options = parse_options(source.metadata)
+        defaults = settings.defaults()
+        options = parse_options(source.metadata, defaults)
         layout = TrainLayout(instance_count=settings.training_instance_count)
-        plan = plan_dataset(source.open, options, settings.default_k, layout)
-        meta = plan.metadata
+        plan = plan_dataset(source.open, options, defaults.k, layout)
 
         base = run_prefix(settings.datasets_prefix, model, job)
         # Train and test objects appear together once both are complete (or not at all).
         with self.storage.batch(upload.bucket, "text/csv") as batch:
             train = [batch.writer(f"{base}train/{name}") for name in plan.train_object_names()]
-            plan.write(train, batch.writer(f"{base}test/test.csv"))
+            meta = plan.write(train, batch.writer(f"{base}test/test.csv"))
         # What predict needs (features, label map) goes to S3, not to the run record: an item
         # holds at most 400 KB, and 1,000 long feature names alone may exceed it.
         self.storage.put(
@@ -158,7 +158,7 @@ class Ingestor:
             meta.to_json(),
             METADATA_CONTENT_TYPE,
         )
-        hyperparameters = {**options.extra_hyperparameters, **plan.hyperparameters()}
+        hyperparameters = {**options.extra_hyperparameters, **meta.hyperparameters()}
         request = training_job_request(
             TrainingJobSpec(
                 job_name=job,

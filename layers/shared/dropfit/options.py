@@ -157,7 +157,7 @@ def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
 
 def _k_option(raw: str) -> KChoice:
     if raw.strip().lower() == AUTO:
-        return AUTO
+        return "auto"
     return _int_option("k", raw, 1, K_MAX, " or auto")
 
 

@@ -13,10 +13,11 @@ parameters) without breaking a predict function deployed before it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol, Self
 
 from dropfit.labels import LabelMap
+from dropfit.preprocessing import Preprocessing
 
 METADATA_FILE = "metadata.json"
 CONTENT_TYPE = "application/json"
@@ -50,9 +51,28 @@ class RunMetadata:
     random_state: int
     k: int
     sample_size: int
+    # How many numbers the model reads per instance: the features, or their transform's width.
+    feature_dim: int = 0
+    # The transform fitted on the training rows (dropfit.preprocessing.Preprocessing.to_json()):
+    # {"scale": {"method", "chosen_by", ["scores"]}, "encode": {"method"},
+    #  "missing": {"method", "rows_dropped", "values_filled"}, "columns": [...]}
+    preprocessing: dict[str, Any] = field(default_factory=lambda: Preprocessing().to_json())
+    # k=auto: {"candidates", "scores", "metric", "folds", "chosen", "sampled_rows"}
+    k_search: dict[str, Any] | None = None
+    test_labels: dict[str, float] | None = None  # a regressor's: {"mean", "variance"} (for R²)
+
+    def __post_init__(self) -> None:
+        if not self.feature_dim:
+            object.__setattr__(self, "feature_dim", len(self.feature_names))
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, indent=2).encode()
+        shown = {k: v for k, v in asdict(self).items() if v is not None}
+        return json.dumps(shown, ensure_ascii=False, indent=2).encode()
+
+    def transform(self) -> Preprocessing | None:
+        """The transform predict applies before InvokeEndpoint; None when features go as sent."""
+        spec = Preprocessing.from_json(self.preprocessing)
+        return spec if spec.columns else None
 
     @classmethod
     def from_json(cls, data: bytes) -> Self:
@@ -68,7 +88,7 @@ class RunMetadata:
         """The k-NN hyperparameters the data decides."""
         # sample_size is the total over all training instances: each samples its share of it.
         return {
-            "feature_dim": str(len(self.feature_names)),
+            "feature_dim": str(self.feature_dim),
             "k": str(self.k),
             "sample_size": str(self.sample_size),
             "predictor_type": self.predictor_type,

@@ -6,10 +6,14 @@ checks that every one of them is set on that function, so code and template cann
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Self
+
+from dropfit.errors import InvalidUpload
+from dropfit.options import Defaults
 
 
 class SettingsError(RuntimeError):
@@ -63,8 +67,25 @@ class FormatSettings(_Settings):
     training_instance_type: str
     training_instance_count: int
     max_training_seconds: int
-    default_k: int
+    default_k: str  # a number or "auto"
+    default_scale: str
+    default_encode: str
+    default_missing: str
+    default_min_score: str  # a score, or "none"
     failure_topic_arn: str
+
+    def defaults(self) -> Defaults:
+        """The stack's option defaults, validated as an upload's options are."""
+        try:
+            return Defaults.parse(
+                self.default_k,
+                self.default_scale,
+                self.default_encode,
+                self.default_missing,
+                self.default_min_score,
+            )
+        except InvalidUpload as error:
+            raise SettingsError(f"a stack default is invalid: {error.message}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +97,23 @@ class DeploySettings(_Settings):
     serverless_memory_mb: int
     serverless_max_concurrency: int
     failure_topic_arn: str
+    # The quality gate: how much worse than the serving run's a new run's score may be ("none":
+    # any score replaces it).
+    replace_margin: str
+
+    def margin(self) -> float | None:
+        if self.replace_margin.strip().lower() == "none":
+            return None
+        try:
+            value = float(self.replace_margin)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 <= value <= 2):
+            raise SettingsError(
+                f"REPLACE_MARGIN must be none or a score difference 0..2, got "
+                f"{self.replace_margin!r}"
+            )
+        return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ it with scikit-learn itself.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,28 @@ def split_indices(
     return permutation[n_test : n_test + n_train], permutation[:n_test]
 
 
+def _shuffled(n_rows: int, random_state: int) -> npt.NDArray[np.signedinteger[Any]]:
+    """The split's permutation, drawn into an int32 array (``shuffle`` draws the same numbers
+    whatever the dtype): 4 bytes per row."""
+    order: npt.NDArray[np.signedinteger[Any]] = np.arange(
+        n_rows, dtype=np.int32 if n_rows < 2**31 else np.int64
+    )
+    np.random.RandomState(random_state).shuffle(order)
+    return order
+
+
+def train_order_head(
+    n_rows: int, test_fraction: float, size: int, random_state: int = RANDOM_STATE
+) -> npt.NDArray[np.int64]:
+    """The first ``size`` training rows in the order scikit-learn returns them.
+
+    A uniform sample of the training rows (the permutation is random), already in
+    ``train_test_split``'s order: what cross-validation looks at.
+    """
+    _, n_test = split_sizes(n_rows, test_fraction)
+    return _shuffled(n_rows, random_state)[n_test : n_test + size].astype(np.int64)
+
+
 def holdout_mask(
     n_rows: int, test_fraction: float, random_state: int = RANDOM_STATE
 ) -> npt.NDArray[np.bool_]:
@@ -48,8 +71,7 @@ def holdout_mask(
     the dtype), which lives only while the mask is made: about 5 bytes per row at the peak.
     """
     _, n_test = split_sizes(n_rows, test_fraction)
-    order = np.arange(n_rows, dtype=np.int32 if n_rows < 2**31 else np.int64)
-    np.random.RandomState(random_state).shuffle(order)
+    order = _shuffled(n_rows, random_state)
     mask = np.zeros(n_rows, dtype=bool)
     mask[order[:n_test]] = True
     return mask
