@@ -52,7 +52,7 @@ def test_names_in_any_script_are_stored_as_utf8_not_escapes() -> None:
 
 
 def test_fields_a_newer_formatter_adds_are_ignored_by_an_older_reader() -> None:
-    document = json.loads(IRIS.to_json()) | {"preprocessing": {"scale": [1.0, 2.0]}}
+    document = json.loads(IRIS.to_json()) | {"report": {"plots": [1.0, 2.0]}}
 
     assert RunMetadata.from_json(json.dumps(document).encode()) == IRIS
 
@@ -83,3 +83,12 @@ def test_the_store_reads_the_runs_own_key_and_none_when_it_has_none() -> None:
         "datasets/iris/dropfit-iris-0a0a0a0a0a0a/metadata.json",
         "datasets/iris/dropfit-iris-1b1b1b1b1b1b/metadata.json",
     ]
+
+
+def test_a_run_without_a_fitted_transform_sends_features_as_they_are() -> None:
+    assert IRIS.transform() is None
+    assert json.loads(IRIS.to_json())["preprocessing"]["scale"] == {
+        "method": "none",
+        "chosen_by": "option",
+    }
+    assert IRIS.hyperparameters()["feature_dim"] == "4"

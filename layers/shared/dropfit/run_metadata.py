@@ -66,7 +66,10 @@ class RunMetadata:
             object.__setattr__(self, "feature_dim", len(self.feature_names))
 
     def to_json(self) -> bytes:
-        shown = {k: v for k, v in asdict(self).items() if v is not None}
+        shown = asdict(self)
+        for optional in ("k_search", "test_labels"):
+            if shown[optional] is None:
+                del shown[optional]
         return json.dumps(shown, ensure_ascii=False, indent=2).encode()
 
     def transform(self) -> Preprocessing | None:
