@@ -171,3 +171,127 @@ def test_events_about_resources_dropfit_does_not_know_are_ignored(
     assert training == endpoint == {"outcome": "ignored"}
     assert sagemaker_calls.calls == []
     assert stack.table_items() == []
+
+
+# --- the quality gate ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def train_with(
+    stack: Stack, format_function: Function, iris_csv: bytes
+) -> Callable[[dict[str, str]], str]:
+    """Upload iris with options (a new version each call); returns the job."""
+
+    def upload(metadata: dict[str, str]) -> str:
+        version = stack.put_upload("incoming/iris.csv", iris_csv, metadata)
+        job: str = format_function(stack.upload_event("incoming/iris.csv", version))["run"]
+        return job
+
+    return upload
+
+
+@pytest.fixture
+def accuracy_of(deploy_function: Function, monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """Test accuracies the training jobs report, by job (moto reports only train:progress)."""
+    accuracies: dict[str, float] = {}
+    control = deploy_function.module.deployer.sagemaker
+    describe = control.describe_training_job
+
+    def with_accuracy(name: str) -> dict[str, object]:
+        described = describe(name)
+        if name in accuracies:
+            metric = {"MetricName": "test:accuracy", "Value": accuracies[name]}
+            described["FinalMetricDataList"] = [metric]
+        return described
+
+    monkeypatch.setattr(control, "describe_training_job", with_accuracy)
+    return accuracies
+
+
+def _serve(stack: Stack, deploy_function: Function, job: str) -> None:
+    deploy_function(_completed(stack, job))
+    deploy_function(endpoint_event(ENDPOINT, job))
+
+
+def test_a_run_below_min_score_is_rejected_and_the_serving_model_stays(
+    stack: Stack,
+    train: Callable[[], str],
+    train_with: Callable[[dict[str, str]], str],
+    deploy_function: Function,
+    accuracy_of: dict[str, float],
+) -> None:
+    serving = train()
+    accuracy_of[serving] = 0.97
+    _serve(stack, deploy_function, serving)
+    job = train_with({"min_score": "0.99"})
+    accuracy_of[job] = 0.98
+    sagemaker_calls = spy_on(deploy_function.module.deployer.sagemaker.client)
+
+    result = deploy_function(_completed(stack, job))
+
+    assert result == {"outcome": "rejected"}
+    run = stack.run("iris", job)
+    reason = (
+        "Test accuracy 0.9800 is below min_score 0.99; the model keeps serving what it serves. "
+        "Improve the data or its options (scale=auto, k=auto), or lower min_score."
+    )
+    assert (run.status, run.reason) == (RunStatus.REJECTED, reason)
+    assert run.gate is not None and (run.gate["score"], run.gate["min_score"]) == (0.98, 0.99)
+    assert stack.failure_notices() == [
+        {"model": "iris", "run": job, "stage": "quality gate", "reason": reason}
+    ]
+    assert sagemaker_calls.writes() == []  # no model, no endpoint config, no update
+    assert stack.model("iris").deployed_run == serving
+    assert stack.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == serving
+
+
+def test_a_run_worse_than_the_serving_one_by_more_than_the_margin_is_rejected(
+    stack: Stack,
+    train: Callable[[], str],
+    deploy_function: Function,
+    accuracy_of: dict[str, float],
+) -> None:
+    margin = float(function_env("deploy")["REPLACE_MARGIN"])
+    serving = train()
+    accuracy_of[serving] = 0.97
+    _serve(stack, deploy_function, serving)
+    job = train()
+    accuracy_of[job] = 0.97 - margin - 0.01
+
+    result = deploy_function(_completed(stack, job))
+
+    assert result == {"outcome": "rejected"}
+    run = stack.run("iris", job)
+    assert run.status is RunStatus.REJECTED
+    assert run.reason is not None and f"by more than the margin {margin}" in run.reason
+    assert run.gate is not None and run.gate["serving_run"] == serving
+    assert stack.model("iris").deployed_run == serving
+
+
+def test_force_replaces_the_serving_model_with_a_worse_one(
+    stack: Stack,
+    train: Callable[[], str],
+    train_with: Callable[[dict[str, str]], str],
+    deploy_function: Function,
+    accuracy_of: dict[str, float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    serving = train()
+    accuracy_of[serving] = 0.97
+    _serve(stack, deploy_function, serving)
+    job = train_with({"force": "true"})
+    accuracy_of[job] = 0.5
+    updates: list[tuple[str, str]] = []
+    control = deploy_function.module.deployer.sagemaker
+    # moto has no UpdateEndpoint (test_deploy_stubber.py scripts it): record the call
+    monkeypatch.setattr(
+        control,
+        "update_endpoint",
+        lambda endpoint, config: updates.append((endpoint, config)) or True,
+    )
+
+    result = deploy_function(_completed(stack, job))
+
+    assert result == {"outcome": "update"}
+    assert updates == [(ENDPOINT, job)]
+    assert stack.run("iris", job).status is RunStatus.DEPLOYING

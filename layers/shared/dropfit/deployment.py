@@ -19,7 +19,8 @@ from dropfit.aws.notify import FailureNotifier
 from dropfit.aws.sagemaker import EndpointState, SageMakerControl
 from dropfit.aws.table import RunsTable
 from dropfit.names import model_from_endpoint_name, model_from_job_name
-from dropfit.records import ModelRecord, RunStatus
+from dropfit.quality_gate import Score, Verdict, judge, score_of
+from dropfit.records import ModelRecord, Run, RunStatus
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request, tags
 from dropfit.settings import DeploySettings
 
@@ -115,6 +116,22 @@ class Deployer:
         metrics = {
             m["MetricName"]: float(m["Value"]) for m in described.get("FinalMetricDataList", [])
         }
+        verdict = self._judge(model, run, metrics)
+        if not verdict.passed:
+            # Nothing is created for a rejected run: the endpoint keeps what it serves.
+            assert verdict.reason is not None
+            if self.table.update_run(
+                model,
+                job,
+                only_from=WAITING_FOR_TRAINING,
+                status=RunStatus.REJECTED,
+                reason=verdict.reason,
+                metrics=metrics,
+                gate=verdict.figures,
+                artifact=artifact,
+            ):
+                self.notifier.run_failed(model, job, "quality gate", verdict.reason)
+            return "rejected"
         settings = self.settings
         self.sagemaker.create_model(
             model_request(
@@ -139,6 +156,7 @@ class Deployer:
             only_from=WAITING_FOR_TRAINING,
             status=RunStatus.TRAINED,
             metrics=metrics,
+            gate=verdict.figures,
             artifact=artifact,
         ):
             return "duplicate"  # a concurrent copy of this event got here first
@@ -152,6 +170,24 @@ class Deployer:
             )
             return "superseded"
         return self.reconcile(model)
+
+    def _judge(self, model: str, run: Run, metrics: dict[str, float]) -> Verdict:
+        """The quality gate, against the run the model serves now (if any)."""
+        serving: tuple[str, Score] | None = None
+        record = self.table.get_model(model)
+        if record is not None and record.deployed_run and record.deployed_run != run.job:
+            current = self.table.get_run(model, record.deployed_run)
+            if current is not None:
+                best = score_of(current.predictor_type, current.metrics, current.dataset)
+                serving = (current.job, best) if best is not None else None
+        min_score = run.options.get("min_score")
+        return judge(
+            score_of(run.predictor_type, metrics, run.dataset),
+            min_score=float(min_score) if min_score is not None else None,
+            serving=serving,
+            margin=self.settings.margin(),
+            force=run.options.get("force") == "true",
+        )
 
     def on_endpoint_changed(self, endpoint: str) -> str:
         return self.reconcile(model_from_endpoint_name(self.settings.name_prefix, endpoint))

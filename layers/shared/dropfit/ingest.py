@@ -188,6 +188,10 @@ class Ingestor:
                 "n_test": meta.n_test,
                 "label_column": meta.label_column,
                 "hyperparameters": hyperparameters,
+                # the quality gate's R² of a regressor: 1 - test MSE / this
+                "test_label_variance": (
+                    meta.test_labels["variance"] if meta.test_labels is not None else None
+                ),
             },
         )
         started = self.sagemaker.start_training_job(request)

@@ -18,9 +18,12 @@ class RunStatus(StrEnum):
     DEPLOYED = "DEPLOYED"  # the endpoint serves this run
     SUPERSEDED = "SUPERSEDED"  # a newer run was deployed before this one got its turn
     FAILED = "FAILED"
+    REJECTED = "REJECTED"  # trained, but the quality gate kept it from serving (see ``gate``)
 
 
-TERMINAL = frozenset({RunStatus.DEPLOYED, RunStatus.SUPERSEDED, RunStatus.FAILED})
+TERMINAL = frozenset(
+    {RunStatus.DEPLOYED, RunStatus.SUPERSEDED, RunStatus.FAILED, RunStatus.REJECTED}
+)
 
 
 def now_iso() -> str:
@@ -42,6 +45,7 @@ class Run:
     predictor_type: str | None = None
     dataset: dict[str, Any] | None = None  # s3 uris and row counts
     metrics: dict[str, float] | None = None
+    gate: dict[str, Any] | None = None  # the quality gate's figures (dropfit.quality_gate)
     artifact: str | None = None
     report: dict[str, Any] | None = None  # S3 keys of report.json and report.html, once written
 
