@@ -270,13 +270,12 @@ def test_a_run_worse_than_the_serving_one_by_more_than_the_margin_is_rejected(
 
 def test_force_replaces_the_serving_model_with_a_worse_one(
     stack: Stack,
-    train: Callable[[], str],
     train_with: Callable[[dict[str, str]], str],
     deploy_function: Function,
     accuracy_of: dict[str, float],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    serving = train()
+    serving = train_with({})
     accuracy_of[serving] = 0.97
     _serve(stack, deploy_function, serving)
     job = train_with({"force": "true"})
