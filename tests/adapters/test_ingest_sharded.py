@@ -23,6 +23,9 @@ class Table:
     def claim_run(self, run: Run) -> bool:
         return True
 
+    def claim_model(self, model: str, endpoint: str, source_key: str) -> str | None:
+        return None  # the key owns its model name
+
     def record_upload(self, model: str, endpoint: str, job: str) -> None:
         pass
 
