@@ -45,7 +45,7 @@ pytestmark = pytest.mark.e2e
 
 IRIS_HEADER = '"Sepal.Length","Sepal.Width","Petal.Length","Petal.Width","Species"'
 # The seeded models of the in-process attack, as models of this test's own uploaded here.
-MODELS = {"iris": "api-live", "unicode": "api-live-unicode"}
+MODELS = {"iris": "api-live", "unicode": "api-live-unicode", "numbered": "api-live-numbered"}
 EXAMPLES = 100  # per generation mode: ~200 generated requests over HTTP
 # Where the live stack answers otherwise than the function in process: the event of this request
 # (8 MB of names, escaped as JSON) is over Lambda's 6 MB, so API Gateway refuses it itself.
@@ -53,18 +53,26 @@ GATEWAY_413 = {"100000-unknown-names"}
 STATUSES: Counter[int] = Counter()
 
 
-def unicode_iris() -> bytes:
+def renamed_iris(features: list[str]) -> bytes:
     text = IRIS.decode()
     assert text.startswith(IRIS_HEADER)
-    header = ",".join(f'"{name}"' for name in [*UNICODE_FEATURES, "Species"])
+    header = ",".join(f'"{name}"' for name in [*features, "Species"])
     return text.replace(IRIS_HEADER, header, 1).encode()
+
+
+def numbered_iris() -> bytes:
+    """Iris's first two features and its label, named as pandas names unnamed columns (0, 1)."""
+    _, *rows = IRIS.decode().splitlines()
+    cells = [row.split(",") for row in rows if row]
+    return "\n".join(["0,1,Species", *(",".join([*c[:2], c[-1]]) for c in cells)]).encode()
 
 
 @pytest.fixture(scope="module")
 def served(local: Local) -> Iterator[Local]:
     """Both models uploaded and served; at the end, the statuses of every request sent."""
     local.upload(f"{MODELS['iris']}.csv", IRIS)
-    local.upload(f"{MODELS['unicode']}.csv", unicode_iris())
+    local.upload(f"{MODELS['unicode']}.csv", renamed_iris(UNICODE_FEATURES))
+    local.upload(f"{MODELS['numbered']}.csv", numbered_iris())
     with ThreadPoolExecutor(len(MODELS)) as pool:
         for description in pool.map(local.wait_for_new_run, MODELS.values()):
             assert description["status"] == "ready", description
