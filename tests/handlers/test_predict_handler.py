@@ -904,6 +904,21 @@ def test_describe_model_shows_sagemakers_failure_reasons_without_internals(
     assert "123456789012" not in json.dumps(answer.body)
 
 
+def test_describe_model_shows_a_refused_uploads_reason_as_every_reason(
+    stack: Stack, predict_function: Function
+) -> None:
+    stack.seed_run(OLD, RunStatus.TRAINING, created_at=OLD_AT)
+    reason = f"s3://{stack.bucket}/incoming/IRIS.csv maps to iris; " + "x" * 10_000
+    stack.runs.note_refused_upload("iris", "IRIS.csv", reason)
+
+    answer = _call(predict_function, get_event("/models/iris"))
+
+    shown = answer.body["refused_upload"]["reason"]
+    assert shown.startswith("incoming/IRIS.csv maps to iris; xxx")
+    assert shown.endswith(" more characters)")
+    assert stack.bucket not in json.dumps(answer.body)
+
+
 def test_describe_model_while_training_shows_no_endpoint_yet(
     stack: Stack, predict_function: Function
 ) -> None:

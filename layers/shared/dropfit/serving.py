@@ -227,6 +227,10 @@ class ModelService:
             "deployed_run": deployed.view() if deployed else None,
             "latest_run": latest.view() if latest else None,
             # Never a run of this model: another key's upload that this name was refused to.
-            "refused_upload": record.refused_upload,
+            "refused_upload": (
+                {**record.refused_upload, "reason": public_text(record.refused_upload["reason"])}
+                if record.refused_upload
+                else None
+            ),
             "report": self._report_link(model, deployed),
         }
