@@ -261,7 +261,6 @@ class LocalIssuer:
         default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
     )
     key_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    clock: Callable[[], float] = time.time
 
     @classmethod
     def load(cls, issuer: str, key_file: Path, jwks_file: Path) -> LocalIssuer:
@@ -294,7 +293,7 @@ class LocalIssuer:
         claims: Mapping[str, Any] | None = None,
     ) -> str:
         """A signed token (RS256) for ``audience`` that expires in ``expires_in`` seconds."""
-        now = int(self.clock())
+        now = int(time.time())
         payload = {
             "iss": issuer or self.issuer,
             "sub": subject,
@@ -313,7 +312,6 @@ class JwtAuthorizer:
     issuer: str
     audiences: Sequence[str]
     jwks: Mapping[str, Any]
-    clock: Callable[[], float] = time.time
 
     def authorize(self, request: Request) -> Allowed | Refusal:
         header = request.header("Authorization")
