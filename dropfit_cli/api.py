@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -163,7 +163,8 @@ class ApiClient:
         timeout: float | None = None,
     ) -> Response:
         """One request; any HTTP status is an answer, network failures raise ``OSError``."""
-        target = self.url.rstrip("/") + "/" + path.lstrip("/")
+        # Percent-encode what a URL cannot carry (a model named 売上2024), keeping escapes.
+        target = self.url.rstrip("/") + "/" + quote(path.lstrip("/"), safe="/%:@!$&'()*+,;=~")
         if query:
             target += "?" + urlencode(query)
         sent = dict(headers or {})

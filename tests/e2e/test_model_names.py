@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
 from .stack import IRIS, Local
 
@@ -66,7 +65,7 @@ def test_keys_in_other_scripts_train_models_of_their_own(local: Local) -> None:
             f"a model for {key}",
             lambda: [
                 m["model"]
-                for m in requests.get(f"{local.api}/models", timeout=30).json()["models"]
+                for m in local.client.get("/models", timeout=30).json()["models"]
                 if m["model"].startswith("2024-") and m["model"] not in models
             ],
         )
@@ -74,8 +73,8 @@ def test_keys_in_other_scripts_train_models_of_their_own(local: Local) -> None:
         assert local.wait_for_new_run(model)["status"] == "ready"
 
     assert len(set(models)) == 2
-    answer = requests.get(f"{local.api}/models/売上2024", timeout=30)
-    assert (answer.status_code, answer.json()["model"]) == (200, models[0])
+    answer = local.client.get("/models/売上2024", timeout=30)
+    assert (answer.status, answer.json()["model"]) == (200, models[0])
 
 
 def test_an_upload_with_any_case_of_csv_trains(local: Local) -> None:
@@ -91,8 +90,8 @@ def test_a_url_names_the_model_by_the_naming_rule(local: Local) -> None:
     local.upload("stamens.csv", IRIS)
     local.wait_for_new_run("stamens")
 
-    described = requests.get(f"{local.api}/models/STAMENS", timeout=30)
+    described = local.client.get("/models/STAMENS", timeout=30)
     predicted = local.predict("Stamens", FLOWER)
 
-    assert (described.status_code, described.json()["model"]) == (200, "stamens")
+    assert (described.status, described.json()["model"]) == (200, "stamens")
     assert (predicted.status_code, predicted.json()["model"]) == (200, "stamens")

@@ -149,3 +149,15 @@ def test_client_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_client_percent_encodes_what_a_url_cannot_carry(
+    server: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, seen = server
+    ApiClient(url).get("/models/売上2024")
+    ApiClient(url).get("/models/a%20b")  # an escape is kept, not escaped again
+    assert [request["path"] for request in seen] == [
+        "/models/%E5%A3%B2%E4%B8%8A2024",
+        "/models/a%20b",
+    ]
