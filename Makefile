@@ -11,23 +11,23 @@ RUN := $(UV) run --frozen --no-sync
 PY313_DIR := $(dir $(PYTHON313))
 REGION ?= us-east-1
 
-.PHONY: help install demo up test test-fast load load-quick lint format validate build deploy clean
+.PHONY: help install demo up test test-fast load load-quick lint format validate build build-local deploy clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .venv/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
 	$(UV) sync --frozen $(if $(PYTHON313),--python $(PYTHON313))
 	@touch $@
 
-install: .venv/.installed ## create .venv (Python 3.13) with every runtime and dev dependency, from uv.lock
+install: .venv/.installed ## create .venv (Python 3.13): the dropfit command, every runtime and dev dependency (uv.lock)
 
 demo: install ## run the tutorial end to end on this machine: upload iris, train, deploy, predict, print the table
-	$(RUN) python -m dropfit_local demo
+	$(RUN) dropfit demo
 
 up: install ## start the local stack in the foreground (Ctrl-C stops it); see .local/outputs.json
-	$(RUN) python -m dropfit_local up
+	$(RUN) dropfit up
 
 test: install lint ## every check: lint, types, unit, handler, template, local and end-to-end tests
 	$(RUN) pytest -q
@@ -60,8 +60,13 @@ format: install ## apply ruff's fixes and formatting
 validate: install ## sam validate --lint (offline)
 	AWS_DEFAULT_REGION=$(REGION) $(RUN) sam validate --lint
 
-build: install ## sam build (arm64, no container; needs python3.13 on PATH)
+build: install ## sam build for AWS (arm64, no container; needs python3.13 on PATH)
 	$(if $(PY313_DIR),PATH="$(PY313_DIR):$$PATH") $(RUN) sam build
+
+build-local: install ## sam build for this machine's architecture, what sam local invoke/start-api run
+	$(RUN) python -m dropfit_local.sam_local
+	$(if $(PY313_DIR),PATH="$(PY313_DIR):$$PATH") $(RUN) sam build --template-file .aws-sam/local/template.yaml \
+	  --build-dir .aws-sam/build-local --cache-dir .aws-sam/cache-local
 
 deploy: build ## sam deploy --guided (needs AWS credentials)
 	$(RUN) sam deploy --guided

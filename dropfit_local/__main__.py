@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
             "predict=4 (repeatable)",
         )
         command.add_argument(
+            "--on-demand",
+            action="store_true",
+            help="start each function's runtime at its first invocation (a cold start), as "
+            "Lambda's on-demand environments do; by default they initialise when the stack "
+            "starts, as with provisioned concurrency",
+        )
+        command.add_argument(
             "--fault-injection",
             action="store_true",
             help="TEST ONLY: let tests make functions crash and endpoint deployments fail "
@@ -144,6 +151,7 @@ def _stack_options(args: argparse.Namespace) -> dict[str, Any]:
         "function_concurrency": function_concurrency,
         "fault_injection": args.fault_injection,
         "host": args.host,
+        "provisioned": not args.on_demand,
     }
 
 
@@ -190,14 +198,28 @@ def _usage(stack: LocalStack) -> str:
             "--metadata label=Species",
             *_api_usage(stack, api, region),
             "",
-            "With Docker, a handler in sam local's container against this stack "
-            "(start the stack with --host <docker0 address>; see docs/local-stack.md):",
-            f"  sam local invoke PredictFunction -e events/api-list-models.json "
-            f"--env-vars {stack.sam_env_path} --add-host host.docker.internal:host-gateway "
-            "--skip-pull-image",
+            *_sam_local_usage(stack),
             "",
         ]
     )
+
+
+def _sam_local_usage(stack: LocalStack) -> list[str]:
+    """How to run the handlers in sam local's containers against this stack (with Docker)."""
+    if not stack.sam_env_path.exists():
+        return [f"With Docker (sam local): {stack.sam_local_note()}"]
+    options = (
+        f"--env-vars {stack.sam_env_path} --add-host host.docker.internal:host-gateway "
+        "--skip-pull-image"
+    )
+    upload_event = stack.events_dir / "FormatFunction.ObjectCreated.json"
+    return [
+        "With Docker, the handlers in sam local's containers against this stack "
+        "(`make build-local` first; docs/local-stack.md):",
+        f"  sam local invoke PredictFunction -e events/api-list-models.json {options}",
+        f"  sam local invoke FormatFunction -e {upload_event} {options}   # after an upload",
+        f"  sam local start-api --port 3001 --warm-containers EAGER {options}",
+    ]
 
 
 def _up(options: dict[str, Any]) -> int:

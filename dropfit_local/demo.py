@@ -1,104 +1,42 @@
 """The tutorial, end to end on the local stack, driven only through the S3 API and HTTP.
 
-Upload ``tests/data/iris.csv`` to ``incoming/iris.csv``, follow the run through
-``GET /models/iris`` (formatted -> training -> trained -> endpoint in service), predict every row
-of the formatted test split through ``POST /models/iris/predict`` and print the tutorial's
-validation table with accuracy and macro F1; then fetch the run's validation report (through
-``GET /models/iris/report`` and the link ``GET /models/iris`` gives) and save it under
-``.local/reports/``.
+Upload ``tests/data/iris.csv`` to ``incoming/iris.csv`` and follow the run through
+``GET /models/iris`` (formatting -> training -> deploying -> ready) with ``dropfit train``'s own
+code, predict every row of the formatted test split through ``POST /models/iris/predict`` and
+print the tutorial's validation table with accuracy and macro F1; then fetch the run's
+validation report (through ``GET /models/iris/report`` and the link ``GET /models/iris`` gives)
+and save it under ``.local/reports/``.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
+from dropfit_cli import training
 from dropfit_cli.api import ApiClient
+from dropfit_cli.follow import FollowError
+from dropfit_cli.output import Output
+from dropfit_cli.target import Target
 from dropfit_local.metrics import accuracy, macro_f1
 from dropfit_local.stack import ROOT, LocalStack
 
 DATASET = ROOT / "tests" / "data" / "iris.csv"
 REPORTS = ROOT / ".local" / "reports"  # the demo's stack state is temporary; the report is kept
+LOG_NAME = "demo.log"
 POLL_SECONDS = 0.2
 
 
 class DemoFailed(RuntimeError):
     """The pipeline did not get the model to serve, or its answers are inconsistent."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One observation of ``GET /models/{model}``, reduced to what the demo narrates."""
-
-    status: str
-    run: str | None
-    run_status: str | None
-    endpoint_status: str | None
-    reason: str | None
-
-    @classmethod
-    def of(cls, description: dict[str, Any]) -> Progress:
-        latest = description.get("latest_run") or {}
-        endpoint = description.get("endpoint") or {}
-        return cls(
-            status=str(description.get("status")),
-            run=latest.get("run"),
-            run_status=latest.get("status"),
-            endpoint_status=endpoint.get("status"),
-            reason=latest.get("reason") or endpoint.get("failure_reason"),
-        )
-
-    def stage(self) -> str:
-        """The tutorial's words for where the run is."""
-        if self.status == "ready":
-            return "endpoint in service"
-        return {
-            "FORMATTING": "formatting",
-            "TRAINING": "formatted, training",
-            "TRAINED": "trained",
-            "DEPLOYING": "trained, endpoint " + str(self.endpoint_status or "creating").lower(),
-            "DEPLOYED": "endpoint in service",
-            "FAILED": "failed",
-        }.get(str(self.run_status), str(self.run_status or self.status).lower())
-
-
-def wait_until_served(
-    api: ApiClient,
-    model: str,
-    *,
-    run_is_new: Callable[[str | None], bool],
-    timeout: float,
-    say: Callable[[str], None],
-    started: float,
-) -> dict[str, Any]:
-    """Poll ``GET /models/{model}`` until a new run serves; :class:`DemoFailed` if it fails."""
-    deadline = time.monotonic() + timeout
-    shown = ""
-    while time.monotonic() < deadline:
-        response = api.get(f"/models/{model}", timeout=30)
-        if response.status == 200:
-            description = response.json()
-            progress = Progress.of(description)
-            if run_is_new(progress.run):
-                stage = progress.stage()
-                if stage != shown:
-                    say(f"  {time.monotonic() - started:6.2f} s  {stage}")
-                    shown = stage
-                if progress.run_status == "FAILED":
-                    raise DemoFailed(f"run {progress.run} failed: {progress.reason}")
-                deployed = (description.get("deployed_run") or {}).get("run")
-                if progress.status == "ready" and deployed == progress.run:
-                    return dict(description)
-        elif response.status != 404:
-            raise DemoFailed(f"GET /models/{model}: {response.status} {response.text}")
-        time.sleep(POLL_SECONDS)
-    raise DemoFailed(f"model {model} was not served within {timeout:.0f} s")
 
 
 def read_test_split(stack: LocalStack, run: dict[str, Any]) -> list[tuple[int, list[float]]]:
@@ -117,34 +55,44 @@ def read_test_split(stack: LocalStack, run: dict[str, Any]) -> list[tuple[int, l
 
 
 def run_demo(
-    stack: LocalStack, *, timeout: float = 300.0, say: Callable[[str], None] = print
+    stack: LocalStack,
+    *,
+    timeout: float = 300.0,
+    say: Callable[[str], None] = print,
+    out: Output | None = None,
 ) -> None:
-    """Upload, follow, predict, print the table; :class:`DemoFailed` when anything is off."""
+    """Upload, follow, predict, print the table; :class:`DemoFailed` when anything is off.
+
+    ``dropfit train``'s own code uploads and follows the run (its progress display on ``out``,
+    a quiet one by default); ``say`` gets the narration and the table.
+    """
     if not DATASET.is_file():
         raise DemoFailed(f"{DATASET} is missing (a copy of the tutorial's iris.csv)")
-    model, key = "iris", f"{stack.incoming_prefix}iris.csv"
-    api = stack.api_client()  # signed as the stack's ApiAuth requires (IAM by default)
-    before = api.get(f"/models/{model}", timeout=30)
-    previous = (before.json().get("latest_run") or {}).get("run") if before.ok else None
+    out = out or Output(as_json=False, console=Console(quiet=True))
+    assert stack.model is not None, "start() the stack first"
+    target = Target("local", stack.outputs, stack.model.region, stack.api_authorisation())
+    api = target.api()
 
+    key = f"{stack.incoming_prefix}{DATASET.name}"
     say(f"\nUploading {DATASET.relative_to(ROOT)} to s3://{stack.bucket_name}/{key}")
     uploaded = time.monotonic()
-    stack.client("s3").put_object(Bucket=stack.bucket_name, Key=key, Body=DATASET.read_bytes())
-    description = wait_until_served(
-        api,
-        model,
-        run_is_new=lambda run: run is not None and run != previous,
-        timeout=timeout,
-        say=say,
-        started=uploaded,
-    )
+    upload = training.upload(target, DATASET, metadata={})
+    watch = out.follow(target, upload, timeout=timeout)
+    if watch.outcome != "ready":
+        raise DemoFailed(
+            f"run {watch.run} {watch.outcome or f'still {watch.stage} after {timeout:.0f} s'}: "
+            f"{watch.reason or ''}"
+        )
+    out.train_summary(training.summary(target, upload, watch))
+    description = watch.description
+    model = upload.model
     run = description["deployed_run"]
     classes: list[str] = description["classes"]
     features: list[str] = description["features"]
     rows = read_test_split(stack, run)
 
     response = api.post(
-        f"/models/{model}/predict", json={"instances": [values for _, values in rows]}, timeout=60
+        f"models/{model}/predict", json={"instances": [values for _, values in rows]}
     )
     first_prediction = time.monotonic() - uploaded
     if response.status != 200:
@@ -201,18 +149,39 @@ def save_report(api: ApiClient, model: str, run: str, accuracy: float, *, timeou
 
 
 def main(stack_options: dict[str, Any]) -> int:
-    """``python -m dropfit_local demo``: start, run the tutorial, stop; the exit status."""
+    """``dropfit demo`` (``python -m dropfit_local demo``): start, run the tutorial, stop.
+
+    The progress is on screen; the stack's and the Lambdas' log lines go to ``demo.log`` in
+    ``.local/`` (or the ``--state-dir`` given), whose path is printed first.
+    """
     wall = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="dropfit-demo-") as scratch:
-            options = {
-                **stack_options,
-                "state_dir": stack_options.get("state_dir") or Path(scratch),
-            }
-            with LocalStack(**options) as stack:
-                run_demo(stack)
-    except (DemoFailed, OSError) as error:
-        print(f"\ndemo FAILED: {error}")
-        return 1
+    log_path = (stack_options.get("state_dir") or ROOT / ".local") / LOG_NAME
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8") as log_file:
+        lock = threading.Lock()
+
+        def log(line: str) -> None:
+            with lock:
+                log_file.write(line + "\n")
+                log_file.flush()
+
+        print(f"Starting the local stack (its log and the Lambdas': {_shown(log_path)})")
+        try:
+            with tempfile.TemporaryDirectory(prefix="dropfit-demo-") as scratch:
+                options = {
+                    **stack_options,
+                    "state_dir": stack_options.get("state_dir") or Path(scratch),
+                    "log": log,
+                }
+                with LocalStack(**options) as stack:
+                    print(f"stack ready in {stack.startup_seconds:.2f} s")
+                    run_demo(stack, out=Output(as_json=False))
+        except (DemoFailed, FollowError, OSError) as error:
+            print(f"\ndemo FAILED: {error}\n(the log: {_shown(log_path)})")
+            return 1
     print(f"wall time {time.monotonic() - wall:.2f} s (stack start and stop included)")
     return 0
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)

@@ -6,9 +6,11 @@ Each function runs in its own process tree, started like the Lambda Python base 
 folder, with only the function's environment (template variables + what Lambda sets).
 
 The emulator serves one invocation at a time, so each function has a small pool of runtime
-processes (``concurrency``, default 1); an invocation waits for an idle one. Like Lambda, the
-Python runtime itself starts on the first invocation (the "Init Duration" of a cold start) and
-then stays warm; after a timeout or a crash the emulator restarts it on the next invocation.
+processes (``concurrency``, default 1); an invocation waits for an idle one. Like an on-demand
+Lambda environment, the Python runtime itself starts on the first invocation (the "Init
+Duration" of a cold start) and then stays warm; with ``provisioned=True`` its INIT phase runs
+when the emulator starts instead, as with provisioned concurrency (``dropfit_local.provisioned``).
+After a timeout or a crash the emulator restarts it, on demand, on the next invocation.
 
 Errors are reported as Lambda reports them: the emulator answers ``200`` with an
 ``{"errorMessage", "errorType", "stackTrace"}`` body for an exception, a plain
@@ -25,12 +27,15 @@ import os
 import platform
 import queue
 import re
+import select
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 import urllib.error
@@ -43,11 +48,14 @@ from typing import Any
 
 import samcli
 
-_ARCHITECTURE = "arm64" if platform.machine().lower() in ("arm64", "aarch64") else "x86_64"
+from dropfit_local import provisioned
+
+ARCHITECTURE = "arm64" if platform.machine().lower() in ("arm64", "aarch64") else "x86_64"
 # The emulator of this machine's architecture: functions run on the host's CPU whatever their
 # template Architectures say (the code is Python; native wheels come from the venv).
-RIE_BINARY = Path(samcli.__file__).parent / "local" / "rapid" / f"aws-lambda-rie-{_ARCHITECTURE}"
+RIE_BINARY = Path(samcli.__file__).parent / "local" / "rapid" / f"aws-lambda-rie-{ARCHITECTURE}"
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+PROVISIONED_SCRIPT = Path(provisioned.__file__)
 LOG_TAIL_BYTES = 4096  # what Lambda returns as LogResult with LogType=Tail
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota
 _ERROR_KEYS = frozenset({"errorMessage", "errorType"})
@@ -109,6 +117,8 @@ class RuntimeConfig:
     timeout: int
     environment: Mapping[str, str]
     concurrency: int = 1
+    # INIT when the runtime starts, not at its first invocation (dropfit_local.provisioned).
+    provisioned: bool = False
 
 
 def python_path(code_dir: Path, layer_dirs: Iterable[Path]) -> str:
@@ -178,7 +188,8 @@ def free_port() -> int:
 
 
 def write_bootstrap(directory: Path) -> Path:
-    """The ``bootstrap`` the emulator runs: exec the venv's Python on ``awslambdaric``.
+    """The ``bootstrap`` the emulator runs: exec the venv's Python on ``awslambdaric``, or hand
+    over to the runtime initialised in advance when there is one (``dropfit_local.provisioned``).
 
     The handler is ``_HANDLER``, unless ``DROPFIT_LOCAL_HANDLER`` names another entry point
     (fault injection's wrapper, which calls ``_HANDLER`` in turn; see ``dropfit_local.faults``).
@@ -186,7 +197,12 @@ def write_bootstrap(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     bootstrap = directory / "bootstrap"
     handler = "${DROPFIT_LOCAL_HANDLER:-$_HANDLER}"
-    bootstrap.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m awslambdaric "{handler}"\n')
+    bootstrap.write_text(
+        "#!/bin/sh\n"
+        f'[ -n "${provisioned.SOCKET_VARIABLE}" ] && '
+        f'exec "{sys.executable}" -P "{PROVISIONED_SCRIPT}" attach\n'
+        f'exec "{sys.executable}" -m awslambdaric "{handler}"\n'
+    )
     bootstrap.chmod(bootstrap.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return bootstrap
 
@@ -210,34 +226,77 @@ class _Worker:
         self.log = log
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self._initialised: subprocess.Popen[bytes] | None = None  # provisioned: INIT done early
+        self._socket_dir: Path | None = None
+        self._init_done: int | None = None  # read end of the "INIT done" pipe (provisioned)
+        self._output: Any = None
         self._reader: threading.Thread | None = None
         self._capture: _Capture | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
         self.port, api_port = free_port(), free_port()
-        self.process = subprocess.Popen(
-            [
-                str(RIE_BINARY),
-                "--log-level",
-                "warn",
-                "--runtime-interface-emulator-address",
-                f"127.0.0.1:{self.port}",
-                "--runtime-api-address",
-                f"127.0.0.1:{api_port}",
-                str(self.bootstrap),
-            ],
-            cwd=self.config.code_dir,
-            env=dict(self.config.environment),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop() kills the runtime with it
-        )
+        environment = dict(self.config.environment)
+        listener = self._provisioned_listener(environment) if self.config.provisioned else None
+        # The emulator and the runtime write to one pipe, as the runtime inherits the emulator's.
+        read_end, write_end = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [
+                    str(RIE_BINARY),
+                    "--log-level",
+                    "warn",
+                    "--runtime-interface-emulator-address",
+                    f"127.0.0.1:{self.port}",
+                    "--runtime-api-address",
+                    f"127.0.0.1:{api_port}",
+                    str(self.bootstrap),
+                ],
+                cwd=self.config.code_dir,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=write_end,
+                stderr=write_end,
+                start_new_session=True,  # its own process group: stop() kills the runtime with it
+            )
+            if listener is not None:
+                self._init_done, init_done = os.pipe()
+                self._initialised = subprocess.Popen(
+                    [sys.executable, "-P", str(PROVISIONED_SCRIPT), "serve"],
+                    cwd=self.config.code_dir,
+                    env={
+                        **environment,
+                        provisioned.LISTENER_FD_VARIABLE: str(listener.fileno()),
+                        provisioned.READY_FD_VARIABLE: str(init_done),
+                    },
+                    pass_fds=(listener.fileno(), init_done),
+                    stdin=subprocess.DEVNULL,
+                    stdout=write_end,
+                    stderr=write_end,
+                    start_new_session=True,  # a group of its own, killed with the emulator's
+                )
+                os.close(init_done)
+        finally:
+            os.close(write_end)
+            if listener is not None:
+                listener.close()
+        self._output = os.fdopen(read_end, "rb")
         self._reader = threading.Thread(
             target=self._read, name=f"lambda-{self.prefix}-output", daemon=True
         )
         self._reader.start()
+
+    def _provisioned_listener(self, environment: dict[str, str]) -> socket.socket:
+        """The socket the early-initialised runtime waits on; its path goes to the bootstrap."""
+        # A folder of its own under /tmp: a Unix socket's path is limited to ~107 bytes.
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="dropfit-runtime-"))
+        path = self._socket_dir / "init.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        listener.listen(1)
+        environment[provisioned.SOCKET_VARIABLE] = str(path)
+        environment["AWS_LAMBDA_INITIALIZATION_TYPE"] = "provisioned-concurrency"
+        return listener
 
     def wait_ready(self, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -247,13 +306,30 @@ class _Worker:
                 contextlib.suppress(OSError),
                 socket.create_connection(("127.0.0.1", self.port), 0.2),
             ):
+                self._wait_initialised(deadline)
                 return
             time.sleep(0.05)
         raise InvocationError(f"[{self.prefix}] the emulator did not listen in time")
 
+    def _wait_initialised(self, deadline: float) -> None:
+        """Provisioned: wait for the runtime's INIT (if it fails or lasts, the first invocation
+        waits for it, or starts a runtime on demand)."""
+        if self._init_done is None:
+            return
+        readable, _, _ = select.select(
+            [self._init_done], [], [], max(0, deadline - time.monotonic())
+        )
+        if not readable:
+            self.log(f"[{self.prefix}] still initialising: the first invocation will wait for it")
+            return
+        if not os.read(self._init_done, 1):
+            self.log(f"[{self.prefix}] the early INIT ended: the first invocation starts a runtime")
+        os.close(self._init_done)
+        self._init_done = None
+
     def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        for raw in self.process.stdout:
+        assert self._output is not None
+        for raw in self._output:
             # awslambdaric joins a multi-line record (a traceback) with \r: show each line.
             for line in raw.decode("utf-8", "replace").rstrip("\r\n").split("\r"):
                 self.log(f"[{self.prefix}] {line}")
@@ -315,10 +391,22 @@ class _Worker:
         # The runtime may outlive the emulator for a moment: clear the whole group regardless.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
+        if self._initialised is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._initialised.pid, signal.SIGKILL)
+            self._initialised.wait()
+            self._initialised = None
         if self._reader is not None:
             self._reader.join(2)
-        if process.stdout is not None:
-            process.stdout.close()
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+        if self._init_done is not None:
+            os.close(self._init_done)
+            self._init_done = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
         self.process = None
 
 

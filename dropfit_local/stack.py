@@ -8,7 +8,9 @@
    targeting a delivery queue of its own (moto matches the patterns);
 3. the local SageMaker (``dropfit_local.sagemaker``), which puts its state-change events on
    moto's default bus;
-4. a warm runtime per function (``lambda_runtime``), all started at once;
+4. a warm runtime per function (``lambda_runtime``), all started at once, each importing its
+   handler right away as provisioned concurrency does (``provisioned=False``: on demand, at the
+   first invocation);
 5. a poller per delivery queue (``event_delivery``) and the HTTP API (``api_gateway``);
 
 with, when asked (``fault_injection=True``, test only), the faults folder of
@@ -64,6 +66,7 @@ from dropfit_local.lambda_runtime import (
     write_bootstrap,
 )
 from dropfit_local.sagemaker import LocalSageMaker
+from dropfit_local.sam_local import docker_gateway
 from dropfit_local.template import ApiAuthSpec, EventRule, FunctionSpec, StackModel, read_stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +108,7 @@ class LocalStack:
         endpoint_delay_seconds: float = 0.3,
         host: str = HOST,
         log: Callable[[str], None] = console,
+        provisioned: bool = True,
     ) -> None:
         self.host = _check_host(host)
         self.root = root
@@ -119,6 +123,8 @@ class LocalStack:
         self._runtimes: dict[str, int] = {}
         self._retry_delays = tuple(retry_delays)
         self._endpoint_delay = endpoint_delay_seconds
+        # Runtimes run their INIT at start, as provisioned concurrency does (else on demand).
+        self._provisioned = provisioned
         self.log = log
         self._stops: list[tuple[str, Callable[[], None]]] = []
         self.model: StackModel | None = None
@@ -358,6 +364,7 @@ class LocalStack:
                     local_variables=fault_variables,
                 ),
                 concurrency=self._runtimes[spec.logical_id],
+                provisioned=self._provisioned,
             )
             self.functions[spec.logical_id] = LambdaFunction(config, bootstrap, self.log)
         functions = list(self.functions.values())
@@ -403,7 +410,7 @@ class LocalStack:
                 poller = QueuePoller(
                     target,
                     self.client("sqs"),
-                    function.invoke,
+                    self._keeping_events(f"{spec.logical_id}.{rule.event_id}", function.invoke),
                     retry_delays=self._retry_delays,
                     parallelism=function.config.concurrency,
                     log=self.log,
@@ -412,6 +419,28 @@ class LocalStack:
         pollers = list(self.pollers)
         self._stops.append(("event delivery", lambda: stop_pollers(pollers)))
         start_pollers(pollers)
+
+    @property
+    def events_dir(self) -> Path:
+        """``sam local invoke -e``-ready events: each rule's last (``<Function>.<Event>.json``)."""
+        return self.state_dir / "events"
+
+    def _keeping_events(
+        self, name: str, invoke: Callable[[Any], InvocationResult]
+    ) -> Callable[[Any], InvocationResult]:
+        """``invoke``, keeping each event it is given in ``events_dir`` (the last one wins), so
+        that ``sam local invoke`` can replay a real upload's or training job's event as is."""
+        path = self.events_dir / f"{name}.json"
+
+        def keep_and_invoke(event: Any) -> InvocationResult:
+            self.events_dir.mkdir(parents=True, exist_ok=True)
+            # Whole or not at all: runtimes of one function deliver side by side.
+            partial = path.with_name(f".{path.name}.{threading.get_ident()}")
+            partial.write_text(json.dumps(event, indent=2) + "\n")
+            partial.replace(path)
+            return invoke(event)
+
+        return keep_and_invoke
 
     def _start_api(self, model: StackModel) -> None:
         apis = {route.api_id for route in model.routes}
@@ -495,9 +524,20 @@ class LocalStack:
             )
             self.outputs["JwtAudience"] = ",".join(self.api_auth.jwt_audiences)
         self.outputs_path.write_text(json.dumps(self.outputs, indent=2) + "\n")
-        # `sam local invoke --env-vars .local/sam-env.json`: each function's variables with this
-        # stack's names and endpoints. SAM overrides only variables the template declares; the
-        # endpoint variables are declared (absent on AWS) under the UseLocalStack condition.
+        self._write_sam_env(model)
+
+    def _write_sam_env(self, model: StackModel) -> None:
+        """`sam local invoke --env-vars .local/sam-env.json`: each function's variables with this
+        stack's names and endpoints. SAM overrides only variables the template declares; the
+        endpoint variables are declared (absent on AWS) under the UseLocalStack condition.
+
+        Only for a stack that containers can reach: on loopback, host.docker.internal would lead
+        a container to itself (invokes hang, then fail), so there is no file and a note says
+        which ``--host`` to use instead."""
+        if ipaddress.ip_address(self.host).is_loopback:
+            self.sam_env_path.unlink(missing_ok=True)
+            self.log(f"[stack] {self.sam_local_note()}")
+            return
         endpoints = self.container_endpoints()
         sam_env = {f.logical_id: {**f.environment, **endpoints} for f in model.functions}
         self.sam_env_path.write_text(json.dumps(sam_env, indent=2) + "\n")
@@ -510,6 +550,15 @@ class LocalStack:
         with os.fdopen(descriptor, "wb") as file:
             file.write(content)
         return path
+
+    def sam_local_note(self) -> str:
+        """Why there is no sam-env.json on loopback, and which ``--host`` gives one."""
+        gateway = docker_gateway()
+        where = f"--host {gateway} (docker0 here)" if gateway else "--host <the docker0 address>"
+        return (
+            f"no {self.sam_env_path.name} for sam local: its containers cannot reach "
+            f"{self.host}; start the stack with {where} (docs/local-stack.md)"
+        )
 
     @property
     def sam_env_path(self) -> Path:

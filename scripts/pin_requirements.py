@@ -1,10 +1,10 @@
 """Write the requirements.txt files `sam build` installs, pinned to exactly what uv.lock tested.
 
-Roots come from pyproject.toml's runtime dependencies: pandas and numpy go to the format
-function, matplotlib and numpy to the report function (only they pay for them); everything else
-goes to the shared layer. boto3 and botocore
-are pinned in the layer too (aws-xray-sdk pulls botocore in anyway, and it then shadows the
-runtime's copy): Lambda runs the SDK the tests ran.
+Roots come from pyproject.toml's `lambda` dependency group (what the Lambdas run): pandas and
+numpy go to the format function, matplotlib and numpy to the report function (only they pay for
+them); everything else goes to the shared layer. boto3 and botocore are pinned in the layer too
+(aws-xray-sdk pulls botocore in anyway, and it then shadows the runtime's copy): Lambda runs the
+SDK the tests ran.
 
     python scripts/pin_requirements.py          # rewrite the files
     python scripts/pin_requirements.py --check  # exit 1 if they differ from uv.lock
@@ -72,7 +72,7 @@ def render() -> dict[str, str]:
     packages: dict[str, dict] = {canonicalize_name(p["name"]): p for p in lock["package"]}
     runtime = [
         Requirement(r)
-        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["lambda"]
     ]
     own = set().union(*FUNCTION_ONLY.values())
     pinned = {

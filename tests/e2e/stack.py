@@ -97,6 +97,11 @@ class Local:
         )
 
     @property
+    def state_dir(self) -> Path:
+        """The stack's ``--state-dir`` (outputs.json, sam-env.json, its log)."""
+        return self.log_path.parent
+
+    @property
     def faults_dir(self) -> Path:
         """The stack's faults folder (``dropfit_local.faults``); needs ``--fault-injection``."""
         assert "FaultInjectionDir" in self.outputs, "start the stack with --fault-injection"

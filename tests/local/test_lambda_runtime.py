@@ -27,6 +27,18 @@ from dropfit_local.template import HttpRoute
 HANDLERS = """
 import json, os, time
 
+IMPORTED_AT = time.time()  # the INIT phase
+
+def init(event, context):
+    if event.get("crash"):
+        os._exit(3)
+    time.sleep(event.get("seconds", 0))
+    return {
+        "imported_at": IMPORTED_AT,
+        "type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
+        "pid": os.getpid(),
+    }
+
 def echo(event, context):
     print("echo got", json.dumps(event))
     return {
@@ -73,7 +85,9 @@ def make(code: tuple[Path, Path, Path]) -> Iterator[Factory]:
     src, layer, bootstrap = code
     started: list[LambdaFunction] = []
 
-    def factory(handler: str, timeout: int = 5, concurrency: int = 1) -> LambdaFunction:
+    def factory(
+        handler: str, timeout: int = 5, concurrency: int = 1, provisioned: bool = False
+    ) -> LambdaFunction:
         environment = lambda_environment(
             function_name=f"test-{handler}",
             handler=f"app.{handler}",
@@ -94,6 +108,7 @@ def make(code: tuple[Path, Path, Path]) -> Iterator[Factory]:
             timeout=timeout,
             environment=environment,
             concurrency=concurrency,
+            provisioned=provisioned,
         )
         function = LambdaFunction(config, bootstrap, log=lambda _: None)
         started.append(function)
@@ -183,8 +198,37 @@ def test_events_over_the_payload_quota_are_refused_without_running_the_function(
     assert function.invoke({}).function_error is None
 
 
-def test_stop_leaves_no_process(make: Factory) -> None:
-    function = make("echo")
+@pytest.mark.parametrize(
+    ("provisioned", "initialisation"),
+    [(False, "on-demand"), (True, "provisioned-concurrency")],
+)
+def test_a_provisioned_runtime_runs_its_init_before_the_first_invocation(
+    make: Factory, provisioned: bool, initialisation: str
+) -> None:
+    function = make("init", provisioned=provisioned)
+    started = time.time()  # start_functions returned: a provisioned INIT is over
+    answer = function.invoke({}).json()
+    assert (answer["imported_at"] < started) is provisioned
+    assert answer["type"] == initialisation
+    assert function.invoke({}).json()["pid"] == answer["pid"]  # warm, as any runtime
+
+
+def test_a_provisioned_runtime_that_crashes_or_times_out_comes_back_on_demand(
+    make: Factory,
+) -> None:
+    function = make("init", timeout=1, provisioned=True)
+    first = function.invoke({}).json()
+    assert function.invoke({"crash": True}).error_type == "Runtime.ExitError"
+    after_crash = function.invoke({}).json()
+    assert after_crash["type"] == "on-demand" and after_crash["pid"] != first["pid"]
+    assert not _running(first["pid"])
+    assert function.invoke({"seconds": 3}).error_type == "Sandbox.Timedout"
+    assert function.invoke({}).json()["type"] == "on-demand"
+
+
+@pytest.mark.parametrize("provisioned", [False, True])
+def test_stop_leaves_no_process(make: Factory, provisioned: bool) -> None:
+    function = make("init", provisioned=provisioned)
     pid = function.invoke({}).json()["pid"]
     function.stop()
     deadline = time.monotonic() + 5
