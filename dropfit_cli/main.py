@@ -242,6 +242,24 @@ def status(*, out: Output, target: Callable[[], Target], model: str) -> None:
     out.status(_answer(target().api().get(f"models/{model}"), f"model {model}"))
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--open", "open_page", is_flag=True, help="Open the report's page in a browser.")
+@stack_options
+def report(*, out: Output, target: Callable[[], Target], model: str, open_page: bool) -> None:
+    """Show the validation report of the run MODEL serves: figures, baseline, warnings, and
+    its page's link (--open opens it)."""
+    api = target().api()
+    document = _answer(api.get(f"models/{model}/report"), f"report of {model}")
+    link = _answer(api.get(f"models/{model}"), f"model {model}").get("report") or {}
+    out.report(document, link)
+    if open_page:
+        import webbrowser
+
+        if not link.get("html_url") or not webbrowser.open(link["html_url"]):
+            raise Failure("cannot open the report's page here: open the link above instead")
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def up(context: click.Context) -> None:

@@ -107,10 +107,27 @@ class Output:
         if summary.get("metrics"):
             metrics = ", ".join(f"{name} {value}" for name, value in summary["metrics"].items())
             self.console.print(f"metrics: {metrics}")
-        if summary.get("report"):
-            self.console.print(f"report: {summary['report']}")
+        if summary.get("outcome") == "ready":
+            self.console.print(f"report: `dropfit report {summary['model']}` (once written)")
         if summary.get("predict"):
             self.console.print(f"try it: [bold]{summary['predict']}[/]")
+
+    def report(self, document: dict[str, Any], link: dict[str, Any]) -> None:
+        if self.as_json:
+            self.console.print_json(json.dumps(document))
+            return
+        self.console.print(
+            f"validation report of {document['model']}, run {document['run']} "
+            f"({document['predictor_type']}, the endpoint's own answers)"
+        )
+        self.console.print(f"  metrics:  {_scalars(document['metrics'])}")
+        self.console.print(f"  baseline: {_scalars(document['baseline'])}")
+        for warning in document.get("warnings") or []:
+            self.console.print(f"  [yellow]warning[/]: {warning['message']}")
+        if link.get("html_url"):
+            self.console.print(
+                f"  page (valid {link['expires_in']} s): {link['html_url']}", soft_wrap=True
+            )
 
     # -- predict, models, status
 
@@ -172,7 +189,7 @@ class Output:
             ("features", ", ".join(description.get("features") or [])),
             ("classes", ", ".join(description.get("classes") or [])),
             ("metrics", _metrics(description.get("metrics"))),
-            ("report", description.get("report")),
+            ("report", (description.get("report") or {}).get("html_url")),
         ]
         table = Table(show_header=False, title=description.get("model"), title_justify="left")
         table.add_column(style="bold")
@@ -181,6 +198,15 @@ class Output:
             if value:
                 table.add_row(name, str(value))
         self.console.print(table)
+
+
+def _scalars(figures: Any) -> str:
+    """The plain numbers of a metrics object (tables such as per_class are left to the page)."""
+    if not isinstance(figures, dict):
+        return str(figures)
+    return ", ".join(
+        f"{name} {value:.4g}" for name, value in figures.items() if isinstance(value, int | float)
+    )
 
 
 def stage_table(watch: RunWatch) -> Table:

@@ -99,8 +99,6 @@ def summary(target: Target, upload: Upload, watch: RunWatch) -> dict[str, Any]:
         result["reason"] = watch.reason
     if watch.outcome == "ready":
         result["metrics"] = deployed.get("metrics") or description.get("metrics") or {}
-        if description.get("report"):
-            result["report"] = description["report"]
         values = example_values(upload.file, description.get("features") or [])
         stack = "" if target.is_local else f" --stack {shlex.quote(target.name)}"
         result["predict"] = f"dropfit predict {upload.model} {' '.join(values)}{stack}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,19 @@ def test_models_and_status_show_the_served_run(trained: Result, dropfit: CliRunn
     assert "dropfit-cli-iris (InService)" in status.output
     described = json.loads(dropfit.invoke(cli, ["status", "cli-iris", "--json"]).output)
     assert described["status"] == "ready"
+
+
+def test_report_shows_the_served_runs_figures_and_its_page(
+    trained: Result, dropfit: CliRunner
+) -> None:
+    deadline = time.monotonic() + 120  # the report function runs once the endpoint is in service
+    while (result := dropfit.invoke(cli, ["report", "cli-iris", "--json"])).exit_code:
+        assert "404" in result.output and time.monotonic() < deadline, result.output
+        time.sleep(0.5)
+    assert json.loads(result.output)["metrics"]["accuracy"] == 0.9736842105263158
+    shown = dropfit.invoke(cli, ["report", "cli-iris"])
+    assert shown.exit_code == 0, shown.output
+    assert "accuracy 0.9737" in shown.output and "page (valid" in shown.output
 
 
 def test_a_refused_upload_ends_with_its_reason_and_status_1(
