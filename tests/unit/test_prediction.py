@@ -495,7 +495,9 @@ def test_tiny_json_decimals_are_zero() -> None:
 def test_a_huge_csv_number_is_named_briefly() -> None:
     error = refusal(f"1,{'9' * 300}\n", "text/csv")
 
-    assert error.message.startswith(f"CSV row 1, column 'sepal_width' = '{'9' * 11}… (302 ")
+    assert error.message.startswith(
+        f"CSV row 1, column 'sepal_width' = '{'9' * 12}… (300 characters)' is too large"
+    )
 
 
 WIDE = [f"{i:04d}" + "特征" * 62 for i in range(1_000)]  # 1,000 names of 128 characters

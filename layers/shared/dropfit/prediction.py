@@ -68,10 +68,13 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
-def _too_large(where: str, value: object) -> str:
+def _too_large(where: str, value: float | str) -> str:
+    """The refusal of a number beyond float32; a CSV cell (a str) is quoted as it was sent."""
     shown = value if isinstance(value, str) else repr(value)
     if len(shown) > 24:  # an integer or decimal of hundreds of digits: say how many
         shown = f"{shown[:12]}… ({len(shown):,} characters)"
+    if isinstance(value, str) and not isinstance(value, _HugeInteger):
+        shown = f"'{shown}'"
     return (
         f"{where} = {shown} is too large: the k-NN model computes in 32-bit floats "
         "(at most about 3.4e38 in magnitude)."
@@ -144,9 +147,9 @@ def parse_instances(
 def _load_json(body: str) -> Any:
     try:
         return json.loads(body, parse_constant=_reject_constant)
-    except json.JSONDecodeError:
-        raise
-    except ValueError:
+    except ValueError as error:
+        if isinstance(error, json.JSONDecodeError):
+            raise
         # Valid JSON, but an integer of more digits than Python converts: keep such integers
         # as text (the slower hook only on this rare path) so that the value can be named.
         return json.loads(body, parse_constant=_reject_constant, parse_int=_huge_integers_as_text)
@@ -237,7 +240,7 @@ def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
                 )
             if abs(value) > FLOAT32_MAX:
                 raise UnprocessableRequest(
-                    _too_large(f"CSV row {i}, column {excerpt(name)!r}", repr(cell))
+                    _too_large(f"CSV row {i}, column {excerpt(name)!r}", cell)
                 )
             row.append(value)
         rows.append(row)
