@@ -519,6 +519,16 @@ def test_failed_async_invocations_end_in_the_queue(translated: dict[str, Any]) -
         }
 
 
+@pytest.mark.parametrize("function", ["FormatFunction", "DeployFunction"])
+def test_a_function_knows_how_often_lambda_runs_its_events(
+    template: dict[str, Any], function: str
+) -> None:
+    properties = template["Resources"][function]["Properties"]
+    retries = int(properties["EventInvokeConfig"]["MaximumRetryAttempts"])
+
+    assert int(properties["Environment"]["Variables"]["ASYNC_ATTEMPTS"]) == 1 + retries
+
+
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     assert set(outputs) == {

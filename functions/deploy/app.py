@@ -21,6 +21,7 @@ from dropfit.events import (
     EndpointStateChange,
     TrainingJobStateChange,
 )
+from dropfit.failures import RunEnder
 from dropfit.settings import DeploySettings
 
 logger = Logger()
@@ -32,11 +33,14 @@ metrics = Metrics()
 # segments; the format function, whose work dwarfs its cold start, keeps the Tracer.
 
 settings = DeploySettings.from_env()
+table = RunsTable(settings.table_name, boto3.client("dynamodb"))
+notifier = FailureNotifier(settings.failure_topic_arn, boto3.client("sns"))
 deployer = Deployer(
     settings=settings,
-    table=RunsTable(settings.table_name, boto3.client("dynamodb")),
+    table=table,
     sagemaker=SageMakerControl(boto3.client("sagemaker")),
-    notifier=FailureNotifier(settings.failure_topic_arn, boto3.client("sns")),
+    notifier=notifier,
+    ends=RunEnder(table, notifier, settings.async_attempts),
 )
 
 

@@ -17,6 +17,7 @@ from dropfit.aws.notify import FailureNotifier
 from dropfit.aws.s3 import Storage
 from dropfit.aws.sagemaker import SageMakerControl
 from dropfit.aws.table import RunsTable
+from dropfit.failures import RunEnder
 from dropfit.ingest import Ingestor, UploadedObject
 from dropfit.settings import FormatSettings
 
@@ -27,12 +28,15 @@ tracer = Tracer()
 metrics = Metrics()
 
 settings = FormatSettings.from_env()
+table = RunsTable(settings.table_name, boto3.client("dynamodb"))
+notifier = FailureNotifier(settings.failure_topic_arn, boto3.client("sns"))
 ingestor = Ingestor(
     settings=settings,
     storage=Storage(boto3.client("s3")),
-    table=RunsTable(settings.table_name, boto3.client("dynamodb")),
+    table=table,
     sagemaker=SageMakerControl(boto3.client("sagemaker")),
-    notifier=FailureNotifier(settings.failure_topic_arn, boto3.client("sns")),
+    notifier=notifier,
+    ends=RunEnder(table, notifier, settings.async_attempts),
 )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from dropfit.aws.s3 import Storage
 from dropfit.dataset import format_dataset
+from dropfit.failures import RunEnder
 from dropfit.ingest import Ingestor, UploadedObject
 from dropfit.options import UploadOptions
 from dropfit.records import Run
@@ -26,8 +27,8 @@ class Table:
     def claim_model(self, model: str, endpoint: str, source_key: str) -> str | None:
         return None  # the key owns its model name
 
-    def record_upload(self, model: str, endpoint: str, job: str) -> None:
-        pass
+    def record_upload(self, model: str, endpoint: str, job: str, order: str | None) -> bool:
+        return True
 
     def update_run(self, model: str, job: str, **changes: Any) -> bool:
         self.updates.append(changes)
@@ -67,6 +68,7 @@ def settings(instances: int) -> FormatSettings:
         default_missing="refuse",
         default_min_score="none",
         failure_topic_arn="arn:aws:sns:us-east-1:123456789012:dropfit-failures",
+        async_attempts=3,
     )
 
 
@@ -76,7 +78,8 @@ def test_two_training_instances_get_a_training_object_each_read_sharded_by_key(
     versioned(s3)
     version = s3.put_object(Bucket=BUCKET, Key="incoming/iris.csv", Body=iris_csv)["VersionId"]
     table, sagemaker = Table(), SageMaker()
-    ingestor = Ingestor(settings(2), Storage(s3), table, sagemaker, Notifier())  # type: ignore[arg-type]
+    ends = RunEnder(table, Notifier(), 3)  # type: ignore[arg-type]
+    ingestor = Ingestor(settings(2), Storage(s3), table, sagemaker, Notifier(), ends)  # type: ignore[arg-type]
 
     result = ingestor.process(
         UploadedObject(BUCKET, "incoming/iris.csv", version, None, None, len(iris_csv))

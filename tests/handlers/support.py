@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
@@ -25,6 +27,7 @@ from dropfit.records import ModelRecord, Run, RunStatus
 from dropfit.run_metadata import RunMetadata, metadata_key
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
 from dropfit.settings import DeploySettings, FormatSettings, PredictSettings, ReportSettings
+from dropfit.upload_order import upload_order
 
 from tests.template_utils import ROOT, load_template
 
@@ -142,10 +145,18 @@ class Stack:
         return version
 
     def upload_event(self, key: str, version_id: str) -> dict[str, Any]:
-        """The "Object Created" event S3 sends EventBridge for this object version."""
+        """The "Object Created" event S3 sends EventBridge for this object version.
+
+        Its sequencer grows with each event made, as S3's grow with each upload of a key.
+        """
         head = self.s3.head_object(Bucket=self.bucket, Key=key, VersionId=version_id)
         return object_created_event(
-            self.bucket, key, version_id, head["ContentLength"], head["ETag"].strip('"')
+            self.bucket,
+            key,
+            version_id,
+            head["ContentLength"],
+            head["ETag"].strip('"'),
+            sequencer=f"{next(_SEQUENCERS):X}",
         )
 
     def bucket_versions(self) -> list[tuple[str, str, str]]:
@@ -200,12 +211,18 @@ class Stack:
         """
         feature_names = list(features or IRIS_FEATURES)
         class_names = list(classes or IRIS_CLASSES) if predictor_type == "classifier" else None
+        sequencer = _sequencer_at(created_at)
         run = Run(
             model=model,
             job=job,
             status=status,
             created_at=created_at,
-            source={"bucket": self.bucket, "key": f"incoming/{model}.csv", "version_id": job},
+            source={
+                "bucket": self.bucket,
+                "key": f"incoming/{model}.csv",
+                "version_id": job,
+                "sequencer": sequencer,
+            },
             reason=reason,
             options={"test_fraction": "0.25"},
             predictor_type=predictor_type,
@@ -214,7 +231,7 @@ class Stack:
         if status is not RunStatus.FORMATTING:
             self.put_run_metadata(model, job, feature_names, class_names, predictor_type)
         assert self.runs.claim_run(run)
-        self.runs.record_upload(model, f"dropfit-{model}", job)
+        assert self.runs.record_upload(model, f"dropfit-{model}", job, upload_order(sequencer))
         return run
 
     def put_run_metadata(
@@ -252,8 +269,18 @@ class Stack:
     ) -> None:
         changes: dict[str, Any] = {"deploying_run": deploying, "deployed_run": deployed}
         if desired is not None:
-            changes |= {"desired_run": desired.job, "desired_created_at": desired.created_at}
+            changes |= {"desired_run": desired.job, "desired_order": desired_order(desired)}
         self.runs.update_model(model, **changes)
+
+
+def _sequencer_at(created_at: str) -> str:
+    """S3's sequencer for an upload made at ``created_at``: its digits, growing with time."""
+    return re.sub(r"\D", "", created_at)
+
+
+def desired_order(run: Run) -> str | None:
+    """The upload order the deploy function proposes ``run`` with."""
+    return upload_order(run.source.get("sequencer"))
 
 
 @functools.cache
@@ -353,8 +380,18 @@ def serve_in_moto(stack: Stack, job: str, model: str = "iris") -> None:
 # --------------------------------------------------------------------------- events
 
 
+# Above every seeded run's (_sequencer_at: 17 digits): an upload is newer than what was seeded.
+_SEQUENCERS = itertools.count(0x67D3F61D4F3B8A210000)
+
+
 def object_created_event(
-    bucket: str, key: str, version_id: str | None, size: int, etag: str
+    bucket: str,
+    key: str,
+    version_id: str | None,
+    size: int,
+    etag: str,
+    *,
+    sequencer: str | None = None,
 ) -> dict[str, Any]:
     event = read_event("s3-object-created.json")
     event["resources"] = [f"arn:aws:s3:::{bucket}"]
@@ -362,6 +399,8 @@ def object_created_event(
     event["detail"]["object"].update(
         {"key": key, "version-id": version_id, "size": size, "etag": etag}
     )
+    if sequencer is not None:
+        event["detail"]["object"]["sequencer"] = sequencer
     if version_id is None:
         del event["detail"]["object"]["version-id"]
     return event

@@ -232,7 +232,7 @@ def test_model_and_config_left_by_an_interrupted_attempt_are_reused(
     assert stack.model("iris").deploying_run == OLD
 
 
-def test_create_model_refused_for_another_reason_raises_and_keeps_the_run_training(
+def test_create_model_refused_for_another_reason_fails_the_run_at_once_and_notifies(
     stack: Stack,
     deploy_function: Function,
     sagemaker: SageMakerScript,
@@ -243,11 +243,18 @@ def test_create_model_refused_for_another_reason_raises_and_keeps_the_run_traini
         OLD, refused_with=("ValidationException", "Could not access model data at s3://x.")
     )
 
-    with pytest.raises(ClientError, match="Could not access model data"):
-        deploy_function(_completed(OLD))
+    outcome = deploy_function(_completed(OLD))  # no retry: the same request would be refused
 
     sagemaker.assert_done()
-    assert stack.run("iris", OLD).status is RunStatus.TRAINING
+    run = stack.run("iris", OLD)
+    assert (outcome, run.status) == ({"outcome": "failed"}, RunStatus.FAILED)
+    assert run.reason == (
+        "Could not deploy the trained model to its endpoint: CreateModel answered "
+        "ValidationException (Could not access model data at s3://x.). Retrying would not help; "
+        "this is a problem of the deployment, not of the upload. Tell the stack's operator (the "
+        "function's log has the details)."
+    )
+    assert [n["run"] for n in stack.failure_notices()] == [OLD]
 
 
 def test_endpoint_rolled_back_to_the_old_config_fails_the_new_run_once(

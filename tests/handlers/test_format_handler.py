@@ -184,19 +184,43 @@ def test_duplicate_upload_event_starts_one_job(
     assert stack.run("iris", first["run"]).status is RunStatus.TRAINING
 
 
-def test_event_for_an_overwritten_version_formats_that_version_not_the_newer_one(
+def test_an_upload_overwritten_before_it_is_formatted_is_superseded_and_never_trained(
     stack: Stack, format_function: Function, iris_csv: bytes
 ) -> None:
     announced = stack.put_upload(KEY, iris_csv)
     event = stack.upload_event(KEY, announced)
-    stack.put_upload(KEY, _iris_setosa_only(iris_csv))  # overwritten before the event arrives
+    newer = stack.put_upload(KEY, iris_csv + b"\n")  # before the event arrives
 
     result = format_function(event)
 
-    assert result["outcome"] == "started"
+    assert result["outcome"] == "superseded"
     run = stack.run("iris", result["run"])
-    metadata = json.loads(stack.read(f"datasets/iris/{run.job}/metadata.json"))
-    assert (run.source["version_id"], metadata["classes"]) == (announced, IRIS_CLASSES)
+    assert (run.status, run.source["version_id"]) == (RunStatus.SUPERSEDED, announced)
+    assert run.reason == (
+        "iris.csv was uploaded again before this upload could be formatted; the newer upload "
+        "is trained instead, and nothing was spent on this one."
+    )
+    assert stack.training_jobs() == []
+    assert format_function(stack.upload_event(KEY, newer))["outcome"] == "started"
+
+
+def test_an_upload_deleted_before_it_is_formatted_fails_with_the_reason_and_is_not_trained(
+    stack: Stack, format_function: Function, iris_csv: bytes
+) -> None:
+    version = stack.put_upload(KEY, iris_csv)
+    event = stack.upload_event(KEY, version)
+    stack.s3.delete_object(Bucket=stack.bucket, Key=KEY)  # a delete marker; the version stays
+
+    result = format_function(event)
+
+    run = stack.run("iris", result["run"])
+    assert (result["outcome"], run.status) == ("rejected", RunStatus.FAILED)
+    assert run.reason == (
+        "iris.csv was deleted before it could be formatted, so it was not trained. Upload it "
+        "again to train it."
+    )
+    assert stack.training_jobs() == []
+    assert [n["reason"] for n in stack.failure_notices()] == [run.reason]
 
 
 def test_a_new_version_of_the_same_key_starts_its_own_run(
@@ -346,7 +370,10 @@ def test_object_deleted_before_it_is_read_fails_its_run(
 
     result = format_function(event)
 
-    reason = f"{KEY} was deleted before it could be read; upload it again."
+    reason = (
+        "iris.csv was deleted before it could be formatted, so it was not trained. Upload it "
+        "again to train it."
+    )
     assert (result["outcome"], result["reason"]) == ("rejected", reason)
     run = stack.run("iris", result["run"])
     assert (run.status, run.reason) == (RunStatus.FAILED, reason)
@@ -482,3 +509,17 @@ def test_the_widest_upload_keeps_a_small_run_record_and_its_names_in_metadata_js
     metadata = json.loads(stack.read(f"datasets/iris/{run.job}/metadata.json"))
     assert metadata["feature_names"][999] == "0999" + "𠀀" * 124
     assert (run.dataset or {})["n_features"] == 1000
+
+
+def test_a_failed_run_shows_the_options_it_applied(stack: Stack, format_function: Function) -> None:
+    result = _upload_and_handle(
+        stack, format_function, b"a,label\n1,x\n", {"k": "3", "hp-index_metric": "COSINE"}
+    )
+
+    run = stack.run("iris", result["run"])
+    assert run.status is RunStatus.FAILED
+    assert run.options == {
+        "k": "3",
+        "test_fraction": "0.25",
+        "hyperparameters": {"index_metric": "COSINE"},
+    }

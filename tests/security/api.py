@@ -127,7 +127,7 @@ class PredictApi:
                 )
             assert runs.claim_run(run)
             endpoint = f"{NAMES.name_prefix}-{seed.model}"
-            runs.record_upload(seed.model, endpoint, seed.run)
+            assert runs.record_upload(seed.model, endpoint, seed.run, None)
             if not seed.served:
                 continue
             runs.update_model(seed.model, desired_run=seed.run, deployed_run=seed.run)

@@ -180,17 +180,31 @@ def format_paths(w: World) -> None:
         UpdateExpression="REMOVE source_key",
     )
     assert _upload_and_format(w, key, IRIS + b"\n")["outcome"] == "started"
-    # 8. CreateTrainingJob throttled on every attempt: Lambda's retries, then the DLQ
+    # 8. CreateTrainingJob throttled on every attempt: Lambda's retries, then the last attempt
+    #    ends the run FAILED and removes the channels it wrote (ListObjectsV2, DeleteObject)
     busy = f"{NAMES.incoming}busy.csv"
     busy_version = w.upload(busy, IRIS)
     with _stubbed(w, "format", "sagemaker") as stub:
-        for _ in range(async_attempts("FormatFunction")):
+        attempts = async_attempts("FormatFunction")
+        for _ in range(attempts):
             stub.add_client_error("create_training_job", "ThrottlingException", "Throttled")
+        for _ in range(attempts - 1):
+            with pytest.raises(ClientError, match="Throttl"):
+                fmt(object_created(busy, busy_version, len(IRIS)))
+        assert fmt(object_created(busy, busy_version, len(IRIS)))["outcome"] == "failed"
+    made = {call.operation for call in w.recorder.of("FormatFunction")}
+    assert {"ListObjectsV2", "DeleteObject"} <= made
+    # 9. the table cannot be written on any attempt: Lambda's retries, then the DLQ
+    tableless = f"{NAMES.incoming}tableless.csv"
+    tableless_version = w.upload(tableless, IRIS)
+    with _stubbed(w, "format", "dynamodb") as stub:
+        for _ in range(async_attempts("FormatFunction")):
+            stub.add_client_error("update_item", "ThrottlingException", "Rate exceeded")
         _fails_every_attempt(
             w,
             "format",
             "FormatFunction",
-            lambda: fmt(object_created(busy, busy_version, len(IRIS))),
+            lambda: fmt(object_created(tableless, tableless_version, len(IRIS))),
         )
 
 
@@ -301,13 +315,11 @@ def recreate_failed_endpoint(w: World) -> None:
             deploy(event)  # Lambda retries the event ...
         assert deploy(event)["outcome"] == "create"  # ... and the retry creates it afresh
         stub.assert_no_pending_responses()
-    # DescribeEndpoint throttled on every attempt: the endpoint event ends in the DLQ
-    with _stubbed(w, "deploy", "sagemaker") as stub:
+    # The table cannot be read on any attempt: the training event ends in the DLQ
+    with _stubbed(w, "deploy", "dynamodb") as stub:
         for _ in range(async_attempts("DeployFunction")):
-            stub.add_client_error("describe_endpoint", "ThrottlingException", "Rate exceeded")
-        _fails_every_attempt(
-            w, "deploy", "DeployFunction", lambda: deploy(endpoint_changed(endpoint, new))
-        )
+            stub.add_client_error("get_item", "ThrottlingException", "Rate exceeded")
+        _fails_every_attempt(w, "deploy", "DeployFunction", lambda: deploy(event))
 
 
 def report_paths(w: World, served: str) -> None:

@@ -283,3 +283,44 @@ def test_the_record_keeps_preprocessing_and_the_gate() -> None:
         "missing": "drop",
         "force": "true",
     }
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("predictor-type", "predictor_type"),
+        ("K", "k"),
+        ("Test-Fraction", "test_fraction"),
+        ("hp-index-metric", "hp-index_metric"),
+        ("name", "NAME"),
+    ],
+)
+def test_two_spellings_of_one_option_are_refused_naming_both(first: str, second: str) -> None:
+    metadata = {first: "3", second: "4"}
+    message = (
+        f"Options {first!r} and {second!r} are the same option (case and - or _ do not matter); "
+        "give it once."
+    )
+
+    assert error_of(metadata) == message
+
+
+def test_two_spellings_of_the_name_option_are_refused_before_naming_the_model() -> None:
+    with pytest.raises(InvalidUpload) as error:
+        requested_model_name({"Name": "iris-2", "name": "iris-3", "K": "3", "k": "4"})
+
+    assert error.value.message == (
+        "Options 'Name' and 'name' are the same option (case and - or _ do not matter); "
+        "give it once."
+    )
+    assert requested_model_name({"name": "iris-2", "K": "3", "k": "4"}) == "iris-2"
+
+
+def test_up_to_96_hyperparameter_options_and_not_one_more() -> None:
+    allowed = {f"hp-extra_{i}": "1" for i in range(96)}
+
+    assert len(parse_options(allowed).extra_hyperparameters) == 96
+    assert error_of({**allowed, "hp-extra_96": "1"}) == (
+        "More than 96 hp- options: SageMaker takes at most 100 hyperparameters, and Dropfit sets "
+        "4 of them (feature_dim, k, predictor_type, sample_size)."
+    )

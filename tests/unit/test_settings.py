@@ -14,6 +14,7 @@ DEPLOY_ENV = {
     "SERVERLESS_MAX_CONCURRENCY": "5",
     "FAILURE_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:failures",
     "REPLACE_MARGIN": "0.05",
+    "ASYNC_ATTEMPTS": "3",
 }
 
 

@@ -18,11 +18,13 @@ from typing import Any, Literal
 from dropfit.aws.notify import FailureNotifier
 from dropfit.aws.sagemaker import EndpointState, SageMakerControl
 from dropfit.aws.table import RunsTable
+from dropfit.failures import RetryLater, RunEnder
 from dropfit.names import model_from_endpoint_name, model_from_job_name
 from dropfit.quality_gate import Score, Verdict, judge, score_of
 from dropfit.records import ModelRecord, Run, RunStatus
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request, tags
 from dropfit.settings import DeploySettings
+from dropfit.upload_order import upload_order
 
 # One logger for the package: each handler gives it its Powertools configuration.
 logger = logging.getLogger("dropfit")
@@ -73,7 +75,7 @@ def plan_endpoint(record: ModelRecord, endpoint: EndpointState | None) -> Plan:
     return Plan(served=served, failed=failed, failure_reason=endpoint.failure_reason)
 
 
-class EndpointBusy(RuntimeError):
+class EndpointBusy(RetryLater):
     """Raised so that Lambda retries the event once SageMaker has finished what it is doing."""
 
 
@@ -83,19 +85,65 @@ class Deployer:
     table: RunsTable
     sagemaker: SageMakerControl
     notifier: FailureNotifier
+    ends: RunEnder
 
     def on_training_finished(
         self, job: str, status: str, failure_reason: str | None, artifact: str | None
     ) -> str:
         model = model_from_job_name(self.settings.name_prefix, job)
-        run = self.table.get_run(model, job)
-        if run is None:
-            logger.warning("training job has no run record; ignored", extra={"run": job})
-            return "ignored"
+        try:
+            run = self.table.get_run(model, job)
+            if run is None:
+                logger.warning("training job has no run record; ignored", extra={"run": job})
+                return "ignored"
+            return self._training_finished(run, status, failure_reason, artifact)
+        except Exception as error:
+            return self._end_on(model, job, error)
+
+    def on_endpoint_changed(self, endpoint: str) -> str:
+        model = model_from_endpoint_name(self.settings.name_prefix, endpoint)
+        try:
+            return self.reconcile(model)
+        except Exception as error:
+            record = self.table.get_model(model)
+            pending = record.deploying_run or record.desired_run if record else None
+            if record is None or pending is None or pending == record.deployed_run:
+                raise  # no run of ours waits on this endpoint: Lambda retries, then the DLQ
+            return self._end_on(model, pending, error)
+
+    def _end_on(self, model: str, job: str, error: Exception) -> str:
+        """Retry the event (raise) while that may help, else end the run FAILED and make sure
+        the endpoint is never asked to serve it."""
+        if self.ends.should_retry(model, job, error):
+            raise error
+        self.ends.end(
+            model,
+            job,
+            "deployment",
+            "deploy the trained model to its endpoint",
+            error,
+            only_from=WAITING_FOR_TRAINING | {RunStatus.TRAINED, RunStatus.DEPLOYING},
+        )
+        record = self.table.get_model(model)
+        if record is not None:
+            changes: dict[str, Any] = {}
+            if record.desired_run == job:
+                changes["desired_run"] = record.deployed_run
+            if record.deploying_run == job:
+                changes["deploying_run"] = None
+            if changes:
+                self.table.update_model(model, **changes)
+        return "failed"
+
+    def _training_finished(
+        self, run: Run, status: str, failure_reason: str | None, artifact: str | None
+    ) -> str:
+        model, job = run.model, run.job
         if run.status is RunStatus.TRAINED:
             # Lambda's retry after an error past this point (e.g. a throttled UpdateEndpoint, or
-            # the failed endpoint being deleted): the endpoint step is idempotent, so redo it.
-            return self.reconcile(model)
+            # the failed endpoint being deleted): proposing and the endpoint step are
+            # idempotent, so redo them.
+            return self._propose_and_reconcile(run)
         if run.status not in WAITING_FOR_TRAINING:
             logger.info("repeated training event ignored", extra={"run": job, "status": run.status})
             return "duplicate"
@@ -160,7 +208,14 @@ class Deployer:
             artifact=artifact,
         ):
             return "duplicate"  # a concurrent copy of this event got here first
-        if not self.table.propose_desired_run(model, job, run.created_at):
+        return self._propose_and_reconcile(run)
+
+    def _propose_and_reconcile(self, run: Run) -> str:
+        """Ask for the trained run to be served unless a newer upload's is; then act on it."""
+        model, job = run.model, run.job
+        if not self.table.propose_desired_run(
+            model, job, upload_order(run.source.get("sequencer"))
+        ):
             self.table.update_run(
                 model,
                 job,
@@ -188,9 +243,6 @@ class Deployer:
             margin=self.settings.margin(),
             force=run.options.get("force") == "true",
         )
-
-    def on_endpoint_changed(self, endpoint: str) -> str:
-        return self.reconcile(model_from_endpoint_name(self.settings.name_prefix, endpoint))
 
     def reconcile(self, model: str) -> str:
         record = self.table.get_model(model)

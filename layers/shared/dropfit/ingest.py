@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dropfit.aws.notify import FailureNotifier
-from dropfit.aws.s3 import Storage
+from dropfit.aws.s3 import Storage, Upload
 from dropfit.aws.sagemaker import SageMakerControl
 from dropfit.aws.table import RunsTable
 from dropfit.dataset import TrainLayout, plan_dataset
 from dropfit.errors import InvalidUpload
+from dropfit.failures import RunEnder
 from dropfit.names import (
     MODEL_NAME_MAX,
     endpoint_name,
@@ -21,12 +22,13 @@ from dropfit.names import (
     relative_key,
     source_digest,
 )
-from dropfit.options import parse_options, requested_model_name
+from dropfit.options import UploadOptions, parse_options, requested_model_name
 from dropfit.records import Run, RunStatus, now_iso
 from dropfit.run_metadata import CONTENT_TYPE as METADATA_CONTENT_TYPE
 from dropfit.run_metadata import metadata_key, run_prefix
 from dropfit.sagemaker_requests import TrainingJobSpec, training_job_request
 from dropfit.settings import FormatSettings
+from dropfit.upload_order import upload_order
 
 # One logger for the package: each handler gives it its Powertools configuration.
 logger = logging.getLogger("dropfit")
@@ -48,7 +50,7 @@ class UploadedObject:
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    outcome: Literal["started", "duplicate", "rejected", "ignored"]
+    outcome: Literal["started", "duplicate", "rejected", "ignored", "superseded", "failed"]
     model: str | None = None
     run: str | None = None
     reason: str | None = None
@@ -61,6 +63,7 @@ class Ingestor:
     table: RunsTable
     sagemaker: SageMakerControl
     notifier: FailureNotifier
+    ends: RunEnder
 
     def process(self, upload: UploadedObject) -> IngestResult:
         settings = self.settings
@@ -100,22 +103,81 @@ class Ingestor:
                 "version_id": upload.version_id,
                 "etag": upload.etag,
                 "size": upload.size,
+                "sequencer": upload.sequencer,
             },
         )
         if not self.table.claim_run(run):
             logger.info("duplicate upload event ignored", extra={"model": model, "run": job})
             return IngestResult("duplicate", model=model, run=job)
-        self.table.record_upload(model, endpoint_name(settings.name_prefix, model), job)
-
+        endpoint = endpoint_name(settings.name_prefix, model)
+        shown_key = relative_key(key, settings.incoming_prefix)
+        options: UploadOptions | None = None
         try:
-            return self._format_and_train(upload, key, model, job)
+            if not self.table.record_upload(model, endpoint, job, upload_order(upload.sequencer)):
+                newer = self.table.get_model(model)
+                return self._supersede_before_training(
+                    model,
+                    job,
+                    f"A newer upload of {shown_key} ({newer.latest_run if newer else 'unknown'}) "
+                    "was made before this one could be formatted; the newer one is trained "
+                    "instead, and nothing was spent on this one.",
+                )
+            if upload.version_id not in (None, "null"):
+                current = self.storage.current_version(upload.bucket, key)
+                if current is None:
+                    raise InvalidUpload(
+                        f"{shown_key} was deleted before it could be formatted, so it was not "
+                        "trained. Upload it again to train it."
+                    )
+                if current != upload.version_id:
+                    return self._supersede_before_training(
+                        model,
+                        job,
+                        f"{shown_key} was uploaded again before this upload could be formatted; "
+                        "the newer upload is trained instead, and nothing was spent on this one.",
+                    )
+            source = self.storage.open_upload(upload.bucket, key, upload.version_id)
+            options = parse_options(source.metadata, settings.defaults())
+            return self._format_and_train(upload, source, options, model, job)
         except InvalidUpload as error:
-            self.table.update_run(model, job, status=RunStatus.FAILED, reason=error.message)
-            self.notifier.run_failed(model, job, "validation", error.message)
+            self.ends.fail(
+                model,
+                job,
+                "validation",
+                error.message,
+                only_from={RunStatus.FORMATTING},
+                options=options.as_record() if options else {},
+            )
             logger.warning(
                 "upload rejected", extra={"model": model, "run": job, "reason": error.message}
             )
             return IngestResult("rejected", model=model, run=job, reason=error.message)
+        except Exception as error:
+            if self.ends.should_retry(model, job, error):
+                raise
+            # No training job will read this run's channels: they go (a job that exists
+            # already read them, or failed on its own and says so).
+            self.storage.delete_prefix(
+                upload.bucket, run_prefix(settings.datasets_prefix, model, job)
+            )
+            reason = self.ends.end(
+                model,
+                job,
+                "formatting",
+                "format this upload and start its training job",
+                error,
+                only_from={RunStatus.FORMATTING},
+                options=options.as_record() if options else {},
+            )
+            return IngestResult("failed", model=model, run=job, reason=reason)
+
+    def _supersede_before_training(self, model: str, job: str, reason: str) -> IngestResult:
+        """A newer upload of the key exists: this one is never trained (nor paid for)."""
+        self.table.update_run(
+            model, job, only_from={RunStatus.FORMATTING}, status=RunStatus.SUPERSEDED, reason=reason
+        )
+        logger.info("upload superseded before training", extra={"model": model, "run": job})
+        return IngestResult("superseded", model=model, run=job, reason=reason)
 
     def _refuse_taken_name(self, model: str, key: str, owner: str) -> IngestResult:
         """Another key owns the name: no run, no training; the owner's model is untouched."""
@@ -136,12 +198,10 @@ class Ingestor:
         return IngestResult("rejected", model=model, reason=reason)
 
     def _format_and_train(
-        self, upload: UploadedObject, key: str, model: str, job: str
+        self, upload: UploadedObject, source: Upload, options: UploadOptions, model: str, job: str
     ) -> IngestResult:
         settings = self.settings
-        source = self.storage.open_upload(upload.bucket, key, upload.version_id)
         defaults = settings.defaults()
-        options = parse_options(source.metadata, defaults)
         layout = TrainLayout(instance_count=settings.training_instance_count)
         plan = plan_dataset(source.open, options, defaults.k, layout)
 

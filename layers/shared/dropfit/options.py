@@ -27,6 +27,9 @@ DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 HYPERPARAMETER_PREFIX = "hp-"
 # Set by Dropfit itself from the data; an hp- override would make the job disagree with the data.
 RESERVED_HYPERPARAMETERS = frozenset({"feature_dim", "k", "predictor_type", "sample_size"})
+# CreateTrainingJob's HyperParameters map holds at most 100 entries.
+MAX_HYPERPARAMETERS = 100
+MAX_EXTRA_HYPERPARAMETERS = MAX_HYPERPARAMETERS - len(RESERVED_HYPERPARAMETERS)
 _HYPERPARAMETER_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 KNOWN_OPTIONS = (
     "name",
@@ -140,10 +143,31 @@ def _model_name_option(raw: str) -> str:
         ) from None
 
 
+def _unambiguous(metadata: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Options by their folded key (case, ``-``/``_``): (key as given, value).
+
+    Two keys that fold to one (``predictor-type`` and ``predictor_type``, ``K`` and ``k``) are
+    refused: which one was meant cannot be known, and taking either would train a model the
+    user may not have asked for.
+    """
+    folded: dict[str, tuple[str, str]] = {}
+    for raw_key, raw_value in metadata.items():
+        key = _option_key(raw_key)
+        if key in folded:
+            first = folded[key][0]
+            raise InvalidUpload(
+                f"Options {first!r} and {raw_key!r} are the same option (case and - or _ do not "
+                "matter); give it once."
+            )
+        folded[key] = (raw_key, raw_value)
+    return folded
+
+
 def requested_model_name(metadata: Mapping[str, str]) -> str | None:
     """The ``name`` option alone, validated: read before the upload has a model to run under."""
-    chosen = [value for key, value in metadata.items() if _option_key(key) == NAME_OPTION]
-    return _model_name_option(chosen[-1]) if chosen else None
+    named = {k: v for k, v in metadata.items() if _option_key(k) == NAME_OPTION}
+    chosen = _unambiguous(named).get(NAME_OPTION)
+    return _model_name_option(chosen[1]) if chosen else None
 
 
 def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
@@ -182,7 +206,7 @@ def parse_options(metadata: Mapping[str, str], defaults: Defaults = Defaults()) 
     """
     values: dict[str, str] = {}
     extra: dict[str, str] = {}
-    for raw_key, raw_value in metadata.items():
+    for raw_key, raw_value in _unambiguous(metadata).values():
         key = raw_key.strip().lower()
         if key.startswith(HYPERPARAMETER_PREFIX):
             name = key[len(HYPERPARAMETER_PREFIX) :].replace("-", "_")
@@ -196,6 +220,13 @@ def parse_options(metadata: Mapping[str, str], defaults: Defaults = Defaults()) 
             if not raw_value or len(raw_value) > 256:
                 raise InvalidUpload(f"Hyperparameter {name} needs a value of 1 to 256 characters.")
             extra[name] = raw_value
+            if len(extra) > MAX_EXTRA_HYPERPARAMETERS:
+                raise InvalidUpload(
+                    f"More than {MAX_EXTRA_HYPERPARAMETERS} {HYPERPARAMETER_PREFIX} options: "
+                    f"SageMaker takes at most {MAX_HYPERPARAMETERS} hyperparameters, and Dropfit "
+                    f"sets {len(RESERVED_HYPERPARAMETERS)} of them "
+                    f"({', '.join(sorted(RESERVED_HYPERPARAMETERS))})."
+                )
             continue
         key = _option_key(key)
         if key not in KNOWN_OPTIONS:

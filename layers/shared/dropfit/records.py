@@ -16,7 +16,8 @@ class RunStatus(StrEnum):
     TRAINED = "TRAINED"  # model and endpoint config exist; waiting for the endpoint
     DEPLOYING = "DEPLOYING"  # CreateEndpoint/UpdateEndpoint issued for this run
     DEPLOYED = "DEPLOYED"  # the endpoint serves this run
-    SUPERSEDED = "SUPERSEDED"  # a newer run was deployed before this one got its turn
+    # a newer upload of the key was made before this one was formatted, or trained, or replaced it
+    SUPERSEDED = "SUPERSEDED"
     FAILED = "FAILED"
     REJECTED = "REJECTED"  # trained, but the quality gate kept it from serving (see ``gate``)
 
@@ -84,7 +85,8 @@ class ModelRecord:
     created_at: str
     latest_run: str | None = None  # newest upload, whatever its fate
     desired_run: str | None = None  # newest trained run: the endpoint should serve it
-    desired_created_at: str | None = None
+    desired_order: str | None = None  # its upload's place in S3's order (dropfit.upload_order)
+    latest_order: str | None = None
     deploying_run: str | None = None  # last config we asked the endpoint to take
     deployed_run: str | None = None  # the run the endpoint serves
     updated_at: str = ""

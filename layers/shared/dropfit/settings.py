@@ -73,6 +73,7 @@ class FormatSettings(_Settings):
     default_missing: str
     default_min_score: str  # a score, or "none"
     failure_topic_arn: str
+    async_attempts: int  # 1 + the function's EventInvokeConfig.MaximumRetryAttempts
 
     def defaults(self) -> Defaults:
         """The stack's option defaults, validated as an upload's options are."""
@@ -100,6 +101,7 @@ class DeploySettings(_Settings):
     # The quality gate: how much worse than the serving run's a new run's score may be ("none":
     # any score replaces it).
     replace_margin: str
+    async_attempts: int  # 1 + the function's EventInvokeConfig.MaximumRetryAttempts
 
     def margin(self) -> float | None:
         if self.replace_margin.strip().lower() == "none":

@@ -73,6 +73,17 @@ class Storage:
             return FoundUpload(candidate, dict(head.get("Metadata", {})))
         return None
 
+    def current_version(self, bucket: str, key: str) -> str | None:
+        """The key's current version id; None if the key is deleted (a delete marker) or gone."""
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _GONE:
+                return None
+            raise
+        version: str | None = head.get("VersionId")
+        return version
+
     def open_upload(self, bucket: str, key: str, version_id: str | None) -> Upload:
         """The announced version (never a later overwrite); gone objects are a user error."""
         return Upload(self.client, bucket, key, version_id)
@@ -102,6 +113,17 @@ class Storage:
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
         )
         return url
+
+    def delete_prefix(self, bucket: str, prefix: str) -> list[str]:
+        """Delete every object under ``prefix`` (the bucket keeps their versions for a while, as
+        its lifecycle rule says); the keys deleted."""
+        deleted: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for listed in page.get("Contents", []):
+                self.client.delete_object(Bucket=bucket, Key=listed["Key"])
+                deleted.append(listed["Key"])
+        return deleted
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str:
         self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)

@@ -76,24 +76,40 @@ class RunsTable:
     def claim_run(self, run: Run) -> bool:
         """Record a new run; False if this upload was already claimed and got past formatting.
 
-        A run stuck in FORMATTING (its Lambda died) may be claimed again: everything after the
-        claim is idempotent (same object names, same training job name).
+        A run stuck in FORMATTING (its Lambda died, or an attempt failed and Lambda retries it)
+        may be claimed again: everything after the claim is idempotent (same object names, same
+        training job name). A claim keeps the count of failed attempts (``failed_attempts``).
         """
         run.updated_at = now_iso()
-        item = _item({"pk": f"RUN#{run.model}", "sk": run.job, **run.to_attributes()})
+        expression, names, values = _set_expression(run.to_attributes())
+        names["#status_now"] = "status"
+        values.update(_item({":formatting": str(RunStatus.FORMATTING)}))
         try:
-            self.client.put_item(
+            self.client.update_item(
                 TableName=self.table_name,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR #status = :formatting",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_item({":formatting": str(RunStatus.FORMATTING)}),
+                Key=_run_key(run.model, run.job),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_not_exists(pk) OR #status_now = :formatting",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if _conditional_failed(error):
                 return False
             raise
         return True
+
+    def count_failed_attempt(self, model: str, job: str) -> int:
+        """One more failed attempt at this run; how many there have been in all."""
+        response = self.client.update_item(
+            TableName=self.table_name,
+            Key=_run_key(model, job),
+            UpdateExpression="ADD #failed :one",
+            ExpressionAttributeNames={"#failed": "failed_attempts"},
+            ExpressionAttributeValues=_item({":one": 1}),
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["failed_attempts"]["N"])
 
     def get_run(self, model: str, job: str) -> Run | None:
         item = self.client.get_item(
@@ -212,47 +228,65 @@ class RunsTable:
             ),
         )
 
-    def record_upload(self, model: str, endpoint: str, job: str) -> None:
-        """Create the model on its first upload; always point ``latest_run`` at this upload."""
-        stamp = now_iso()
-        self.client.update_item(
-            TableName=self.table_name,
-            Key=_model_key(model),
-            UpdateExpression=(
-                "SET #model = :model, #endpoint = :endpoint, #latest = :job, #updated = :now, "
-                "#created = if_not_exists(#created, :now)"
-            ),
-            ExpressionAttributeNames={
-                "#model": "model",
-                "#endpoint": "endpoint",
-                "#latest": "latest_run",
-                "#updated": "updated_at",
-                "#created": "created_at",
-            },
-            ExpressionAttributeValues=_item(
-                {":model": model, ":endpoint": endpoint, ":job": job, ":now": stamp}
-            ),
-        )
+    def record_upload(self, model: str, endpoint: str, job: str, order: str | None) -> bool:
+        """Point the model's ``latest_run`` at this upload unless a newer one is recorded.
 
-    def propose_desired_run(self, model: str, job: str, created_at: str) -> bool:
-        """Make ``job`` the run the endpoint should serve, unless a newer one already is."""
+        ``order`` is the upload's :func:`dropfit.upload_order.upload_order` (None: unordered,
+        this upload counts as the newest). False if a newer upload of the key is already the
+        latest: this one is out of date before it is formatted.
+        """
+        changes: dict[str, Any] = {
+            "model": model,
+            "endpoint": endpoint,
+            "latest_run": job,
+            "updated_at": now_iso(),
+        }
+        if order is not None:
+            changes["latest_order"] = order
+        expression, names, values = _set_expression(changes)
+        names |= {"#created": "created_at", "#order": "latest_order", "#latest": "latest_run"}
+        values |= _item({":now": changes["updated_at"]})
+        condition = "attribute_not_exists(#order) OR #latest = :v2"
+        if order is not None:
+            # Equal sequencers are one event of one object version: the same upload.
+            condition += " OR #order <= :v4"
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=_model_key(model),
-                UpdateExpression="SET #desired = :job, #desired_at = :created, #updated = :now",
-                ConditionExpression=(
-                    "attribute_exists(pk) AND (attribute_not_exists(#desired_at) "
-                    "OR #desired_at < :created OR #desired = :job)"
-                ),
-                ExpressionAttributeNames={
-                    "#desired": "desired_run",
-                    "#desired_at": "desired_created_at",
-                    "#updated": "updated_at",
-                },
-                ExpressionAttributeValues=_item(
-                    {":job": job, ":created": created_at, ":now": now_iso()}
-                ),
+                UpdateExpression=f"{expression}, #created = if_not_exists(#created, :now)",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def propose_desired_run(self, model: str, job: str, order: str | None) -> bool:
+        """Make ``job`` the run the endpoint should serve, unless a newer upload's already is.
+
+        Newer is S3's order of the uploads (``order``, see :mod:`dropfit.upload_order`), never
+        the order in which their runs happened to finish.
+        """
+        changes: dict[str, Any] = {"desired_run": job, "updated_at": now_iso()}
+        if order is not None:
+            changes["desired_order"] = order
+        expression, names, values = _set_expression(changes)
+        names |= {"#order": "desired_order", "#desired": "desired_run"}
+        condition = "attribute_not_exists(#order) OR #desired = :v0"
+        if order is not None:
+            condition += " OR #order <= :v2"
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_model_key(model),
+                UpdateExpression=expression,
+                ConditionExpression=f"attribute_exists(pk) AND ({condition})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if _conditional_failed(error):
