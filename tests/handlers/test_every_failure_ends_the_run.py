@@ -32,7 +32,7 @@ KINDS = {  # kind -> (code, HTTP status, attempts it fails: None = every one)
     "throttled-once": ("ThrottlingException", 400, 1),
 }
 FORMAT_CALLS = 13  # what one upload of iris makes (asserted below, so the matrix stays whole)
-DEPLOY_CALLS = 11  # what a completed training event makes on a fresh model
+DEPLOY_CALLS = 12  # what a completed training event makes on a fresh model
 
 
 @dataclass

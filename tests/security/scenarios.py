@@ -315,10 +315,12 @@ def recreate_failed_endpoint(w: World) -> None:
             deploy(event)  # Lambda retries the event ...
         assert deploy(event)["outcome"] == "create"  # ... and the retry creates it afresh
         stub.assert_no_pending_responses()
-    # The table cannot be read on any attempt: the training event ends in the DLQ
+    # The table cannot be used on any attempt (the run cannot even be read, nor its failed
+    # attempt counted): the training event ends in the DLQ
     with _stubbed(w, "deploy", "dynamodb") as stub:
         for _ in range(async_attempts("DeployFunction")):
             stub.add_client_error("get_item", "ThrottlingException", "Rate exceeded")
+            stub.add_client_error("update_item", "ThrottlingException", "Rate exceeded")
         _fails_every_attempt(w, "deploy", "DeployFunction", lambda: deploy(event))
 
 
