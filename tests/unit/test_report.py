@@ -334,3 +334,47 @@ def test_regressor_page_has_predicted_vs_actual_and_residual_plots() -> None:
     assert len(_images(page)) == 2
     assert f"{report['metrics']['r2']:.6g}" in page
     assert not re.search(r"(?:src|href)=\"(?!data:)", page)
+
+
+def test_the_table_shows_the_uploads_values_when_the_model_reads_a_transform() -> None:
+    """With scaling and one-hot (the format step's preprocessing columns), the test channel
+    holds the model's inputs; the table shows the values as uploaded."""
+    columns = [
+        {"name": "size", "kind": "number", "offset": 10.0, "divisor": 4.0},
+        {"name": "colour", "kind": "category", "categories": ["blue", "red"]},
+    ]
+    uploaded = [(12.0, "red"), (6.0, "blue"), (10.0, None)]  # None: unseen in training
+    channel = [
+        f"{i % 2},{(size - 10.0) / 4.0!r},{colour == 'blue':d},{colour == 'red':d}".encode()
+        for i, (size, colour) in enumerate(uploaded)
+    ]
+    metadata = {
+        "feature_names": ["size", "colour"],
+        "predictor_type": "classifier",
+        "classes": ["no", "yes"],
+        "k": 3,
+        "preprocessing": {**PREPROCESSING, "columns": columns},
+    }
+
+    report = build_report(
+        model="m",
+        run="r",
+        metadata=metadata,
+        rows=read_test_rows(channel),
+        predicted=[0.0, 1.0, 0.0],
+        train=LabelSummary({0: 5, 1: 4}, None),
+        training_metrics=None,
+        invocations=1,
+        created_at="2026-12-04T15:00:00.000Z",
+    )
+
+    assert [r["features"] for r in report["table"]["rows"]] == [list(u) for u in uploaded]
+    assert [s["feature"] for s in report["feature_spreads"]] == [
+        "size",
+        "colour=blue",
+        "colour=red",
+    ]
+    page = render(report)
+    assert '<td class="text">red</td>' in page
+    assert "(unseen)" in page
+    assert "as the model sees them" not in page

@@ -109,6 +109,49 @@ def summarise_labels(lines: Iterable[bytes], predictor_type: str) -> LabelSummar
     return LabelSummary({}, math.fsum(values) / len(values) if values else None)
 
 
+Cell = float | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """How the model's inputs (a test channel row) map back to the upload's features."""
+
+    names: list[str]  # one per model input: the feature, or "feature=category" for one-hot
+    features: list[str]  # the upload's features
+    columns: list[dict[str, Any]]  # metadata's preprocessing columns; empty: inputs are features
+
+    @classmethod
+    def of(cls, metadata: Mapping[str, Any]) -> Inputs:
+        features = list(metadata["feature_names"])
+        columns = list((metadata.get("preprocessing") or {}).get("columns") or [])
+        if not columns:
+            return cls(features, features, [])
+        names = [
+            f"{c['name']}={category}" if c["kind"] == "category" else c["name"]
+            for c in columns
+            for category in (c["categories"] if c["kind"] == "category" else [None])
+        ]
+        return cls(names, [c["name"] for c in columns], columns)
+
+    def features_of(self, row: Sequence[float]) -> list[Cell]:
+        """A row of model inputs as the upload's values: scaling undone, one-hot groups back to
+        their category (None when all zeros: a category the training rows did not have)."""
+        if not self.columns:
+            return list(row)
+        values: list[Cell] = []
+        i = 0
+        for column in self.columns:
+            if column["kind"] == "category":
+                group = row[i : i + len(column["categories"])]
+                i += len(group)
+                hot = [j for j, v in enumerate(group) if v > 0]
+                values.append(column["categories"][hot[0]] if hot else None)
+            else:
+                values.append(row[i] * column.get("divisor", 1.0) + column.get("offset", 0.0))
+                i += 1
+        return values
+
+
 def _scale_method(metadata: Mapping[str, Any]) -> str:
     scale = (metadata.get("preprocessing") or {}).get("scale") or {}
     return str(scale.get("method", "none"))
@@ -127,9 +170,10 @@ def build_report(
     created_at: str,
 ) -> dict[str, Any]:
     """report.json: figures, baseline, warnings, and the validation table."""
-    features: list[str] = list(metadata["feature_names"])
+    inputs = Inputs.of(metadata)
     predictor_type = str(metadata["predictor_type"])
-    spreads = evaluation.feature_spreads(rows.features, features)
+    # The spreads the distances see: of the model's inputs, scaled or not.
+    spreads = evaluation.feature_spreads(rows.features, inputs.names)
     table: list[dict[str, Any]] = []
     class_rows: dict[str, int] | None = None
     if predictor_type == "classifier":
@@ -145,7 +189,7 @@ def build_report(
         for values, t, p in zip(rows.features, truth, guesses, strict=True):
             table.append(
                 {
-                    "features": values,
+                    "features": inputs.features_of(values),
                     "label": classes[t],
                     "prediction": classes[p],
                     "correct": t == p,
@@ -163,7 +207,7 @@ def build_report(
         ):
             table.append(
                 {
-                    "features": values,
+                    "features": inputs.features_of(values),
                     "label": t_value,
                     "prediction": p_value,
                     "error": p_value - t_value,
@@ -185,7 +229,8 @@ def build_report(
         "created_at": created_at,
         "predictor_type": predictor_type,
         "label_column": metadata.get("label_column"),
-        "features": features,
+        "features": inputs.features,
+        "features_as_uploaded": bool(inputs.columns),
         "classes": metadata.get("classes"),
         "k": (metadata.get("k_search") or {}).get("chosen", metadata.get("k")),
         "dataset": {

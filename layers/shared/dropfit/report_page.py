@@ -211,10 +211,18 @@ def _settings_section(report: Mapping[str, Any]) -> str:
     return section
 
 
+def _cell(value: Any) -> str:
+    if value is None:  # a category the training rows did not have
+        return '<td class="text muted">(unseen)</td>'
+    if isinstance(value, str):
+        return f'<td class="text">{escape(value)}</td>'
+    return f"<td>{value:g}</td>"
+
+
 def _table_section(report: Mapping[str, Any]) -> str:
     table, features = report["table"], report["features"]
     classifier = report["predictor_type"] == "classifier"
-    scaled = report["scaling"] != "none"
+    scaled = report["scaling"] != "none" and not report.get("features_as_uploaded")
     heading = "features as the model sees them (scaled)" if scaled else ""
     head = (
         '<tr><th>#</th><th class="text">label</th>'
@@ -225,7 +233,7 @@ def _table_section(report: Mapping[str, Any]) -> str:
     )
     body = []
     for number, row in enumerate(table["rows"], 1):
-        cells = "".join(f"<td>{v:g}</td>" for v in row["features"])
+        cells = "".join(_cell(v) for v in row["features"])
         if classifier:
             mark = "yes" if row["correct"] else "NO"
             css = "" if row["correct"] else ' class="wrong"'
