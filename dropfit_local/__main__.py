@@ -23,7 +23,9 @@ from dropfit_local.stack import (
     DEFAULT_API_PORT,
     DEFAULT_AWS_PORT,
     DEFAULT_SAGEMAKER_PORT,
+    DEFAULT_STACK_NAME,
     ROOT,
+    JoinedStack,
     LocalStack,
 )
 from dropfit_local.template import TemplateError
@@ -86,6 +88,20 @@ def _parser() -> argparse.ArgumentParser:
             "starts, as with provisioned concurrency",
         )
         command.add_argument(
+            "--stack-name",
+            default=DEFAULT_STACK_NAME,
+            help=f"AWS::StackName (default {DEFAULT_STACK_NAME}): it names the local resources "
+            "and, through the stack id, the stack's SageMaker name prefix",
+        )
+        command.add_argument(
+            "--join",
+            type=Path,
+            metavar="OUTPUTS_JSON",
+            help="TEST ONLY: use the moto and the local SageMaker of the running stack whose "
+            "outputs.json this is instead of starting them, as a second stack in the same "
+            "account and region (give it another --stack-name)",
+        )
+        command.add_argument(
             "--fault-injection",
             action="store_true",
             help="TEST ONLY: let tests make functions crash and endpoint deployments fail "
@@ -133,6 +149,21 @@ def _concurrency(items: list[str]) -> tuple[int, dict[str, int]]:
     return default, named
 
 
+def _joined(outputs_path: Path) -> JoinedStack:
+    """What ``--join`` needs from the running stack's outputs.json."""
+    try:
+        outputs = json.loads(outputs_path.read_text())
+        return JoinedStack(
+            stack_name=outputs["StackName"],
+            aws_endpoint_url=outputs["AwsEndpointUrl"],
+            sagemaker_endpoint_url=outputs["SageMakerEndpointUrl"],
+        )
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(
+            f"--join {outputs_path}: not a running stack's outputs.json ({error})"
+        ) from None
+
+
 def _stack_options(args: argparse.Namespace) -> dict[str, Any]:
     parameters = {}
     for item in args.parameter:
@@ -150,6 +181,8 @@ def _stack_options(args: argparse.Namespace) -> dict[str, Any]:
         "runtime_concurrency": default_concurrency,
         "function_concurrency": function_concurrency,
         "fault_injection": args.fault_injection,
+        "stack_name": args.stack_name,
+        "join": _joined(args.join) if args.join else None,
         "host": args.host,
         "provisioned": not args.on_demand,
     }

@@ -12,7 +12,7 @@ fires a given number of times, then stays as a record of how often it fired. Two
     handler (``_HANDLER``) and calls it unless a fault claims the invocation. Lambda's
     asynchronous retries, the dead-letter queue and a re-drive then behave as for any crash.
 
-``endpoint:<EndpointName>`` (e.g. ``endpoint:dropfit-iris``)
+``endpoint:<EndpointName>`` (e.g. ``endpoint:dropfit-c36fc10b-iris``)
     The next N deployments (CreateEndpoint or UpdateEndpoint) of that endpoint in the local
     SageMaker fail as a model container that cannot load its artifact fails: the production
     variant does not pass its ping health check. A failed update rolls back, so the endpoint

@@ -20,7 +20,9 @@ then writes ``outputs.json`` (the template's Outputs, resolved to local values, 
 ``AwsEndpointUrl``). ``stop()`` undoes all of it; nothing started is left running.
 
 moto's state belongs to the Python process, not to a server: ``start()`` resets it, so run one
-stack per process at a time (the end-to-end tests run theirs in a child process).
+stack per process at a time (the end-to-end tests run theirs in a child process). A second stack
+in the same account and region (test only, ``join``) starts neither moto nor a SageMaker: it
+creates its own resources, under its own stack name, in those of a running stack.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -74,6 +77,7 @@ HOST = "127.0.0.1"
 DEFAULT_AWS_PORT = 5000
 DEFAULT_API_PORT = 3000
 DEFAULT_SAGEMAKER_PORT = 5010
+DEFAULT_STACK_NAME = "dropfit-local"
 DELIVERY_TARGET_ID = "local-delivery"
 # The whole event as the target input. Real EventBridge gives the same event with or without
 # this transformer; moto drops "account" from PutEvents events unless the input is transformed.
@@ -86,6 +90,15 @@ def console(line: str) -> None:
     """Print one log line whole, whichever thread logs it."""
     with _print_lock:
         print(line, flush=True)
+
+
+@dataclass(frozen=True)
+class JoinedStack:
+    """A running stack whose moto and local SageMaker another stack uses (test only)."""
+
+    stack_name: str
+    aws_endpoint_url: str
+    sagemaker_endpoint_url: str
 
 
 class LocalStack:
@@ -109,7 +122,15 @@ class LocalStack:
         host: str = HOST,
         log: Callable[[str], None] = console,
         provisioned: bool = True,
+        stack_name: str = DEFAULT_STACK_NAME,
+        join: JoinedStack | None = None,
     ) -> None:
+        if join is not None and join.stack_name == stack_name:
+            raise ValueError(
+                f"stack name {stack_name!r} is the joined stack's: give this one another name"
+            )
+        self.stack_name = stack_name
+        self._join = join
         self.host = _check_host(host)
         self.root = root
         self.template_path = template or root / "template.yaml"
@@ -212,6 +233,34 @@ class LocalStack:
     def _start(self) -> None:
         # moto's werkzeug server logs every request; the stack logs what matters instead.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self._join is None:
+            self._start_moto()
+        else:
+            self.aws_endpoint_url = self._join.aws_endpoint_url
+            self.log(
+                f"[stack] JOINED (test only): the moto and SageMaker of {self._join.stack_name}"
+            )
+
+        self.model = model = read_stack(
+            self.template_path,
+            parameters=self._parameters,
+            pseudo_parameters={"AWS::StackName": self.stack_name},
+            aws_endpoint_url=self.aws_endpoint_url,
+        )
+        self._create_resources(model)
+        self._runtimes = runtime_counts(model, self._concurrency, self._function_concurrency)
+        self._prepare_faults()
+        if self._join is None:
+            self._start_sagemaker(model)
+        else:
+            self.sagemaker_url = self._join.sagemaker_endpoint_url
+
+        self._start_functions(model)
+        self._start_delivery(model)
+        self._start_api(model)
+        self._write_outputs(model)
+
+    def _start_moto(self) -> None:
         _check_port_free(self.host, self._ports["aws"])
         s3_sequencer.install()  # S3's events order a key's uploads; moto's sequencer is constant
         moto = ThreadedMotoServer(ip_address=self.host, port=self._ports["aws"], verbose=False)
@@ -226,13 +275,7 @@ class LocalStack:
         ).close()
         self.log(f"[stack] moto listening on {self.aws_endpoint_url}")
 
-        self.model = model = read_stack(
-            self.template_path, parameters=self._parameters, aws_endpoint_url=self.aws_endpoint_url
-        )
-        self._create_resources(model)
-        self._runtimes = runtime_counts(model, self._concurrency, self._function_concurrency)
-        self._prepare_faults()
-
+    def _start_sagemaker(self, model: StackModel) -> None:
         sagemaker = LocalSageMaker(
             region=model.region,
             account_id=model.account_id,
@@ -247,11 +290,6 @@ class LocalStack:
         sagemaker.start()
         self._stops.append(("local SageMaker", sagemaker.stop))
         self.sagemaker_url = sagemaker.url
-
-        self._start_functions(model)
-        self._start_delivery(model)
-        self._start_api(model)
-        self._write_outputs(model)
 
     # -- resources
 
@@ -502,6 +540,7 @@ class LocalStack:
             "AwsEndpointUrl": self.aws_endpoint_url,
             "SageMakerEndpointUrl": self.sagemaker_url,
             "Region": model.region,
+            "StackName": self.stack_name,
             # Where each rule delivers its events: sending a dead-lettered event's body back to
             # its rule's queue re-drives it (an asynchronous invocation, retries included).
             "DeliveryQueueUrls": {
@@ -511,6 +550,8 @@ class LocalStack:
         }
         if self.faults_dir is not None:
             self.outputs["FaultInjectionDir"] = str(self.faults_dir)
+        if self._join is not None:
+            self.outputs["JoinedStack"] = self._join.stack_name  # its moto and SageMaker
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.api_auth.mode == "IAM":
             # The only keys the local API accepts (and the local AWS endpoint uses).

@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +22,13 @@ from typing import Any
 
 import yaml
 
+# AWS::StackId is derived from the others (see stack_id) unless given.
 DEFAULT_PSEUDO_PARAMETERS: Mapping[str, str] = {
     "AWS::Region": "us-east-1",
     "AWS::AccountId": "123456789012",
     "AWS::Partition": "aws",
     "AWS::URLSuffix": "amazonaws.com",
     "AWS::StackName": "dropfit-local",
-    "AWS::StackId": (
-        "arn:aws:cloudformation:us-east-1:123456789012:stack/dropfit-local/"
-        "00000000-0000-0000-0000-000000000000"
-    ),
     "AWS::NotificationARNs": "",
 }
 FUNCTION_TYPES = ("AWS::Serverless::Function",)
@@ -130,7 +128,9 @@ class Resolver:
         aws_endpoint_url: str = "http://127.0.0.1:5000",
     ) -> None:
         self.template = template
-        self.pseudo = {**DEFAULT_PSEUDO_PARAMETERS, **(pseudo_parameters or {})}
+        pseudo = {**DEFAULT_PSEUDO_PARAMETERS, **(pseudo_parameters or {})}
+        pseudo.setdefault("AWS::StackId", stack_id(pseudo))
+        self.pseudo = pseudo
         self.aws_endpoint_url = aws_endpoint_url.rstrip("/")
         self.resources: Mapping[str, Any] = template.get("Resources", {})
         self.parameters = self._parameter_values(parameters or {})
@@ -405,6 +405,15 @@ def _check_parameter(name: str, spec: Mapping[str, Any], value: str) -> None:
             raise TemplateError(f"parameter {name}={value} is below {spec['MinValue']}")
         if "MaxValue" in spec and number > float(spec["MaxValue"]):
             raise TemplateError(f"parameter {name}={value} is above {spec['MaxValue']}")
+
+
+def stack_id(pseudo: Mapping[str, str]) -> str:
+    """The stack's ARN as CloudFormation gives it, with a UUID of its own per stack name,
+    account and region: stacks of other names get other ids (and other SageMaker prefixes)."""
+    partition, region = pseudo["AWS::Partition"], pseudo["AWS::Region"]
+    account, name = pseudo["AWS::AccountId"], pseudo["AWS::StackName"]
+    unique = uuid.uuid5(uuid.NAMESPACE_URL, f"{partition}/{account}/{region}/{name}")
+    return f"arn:{partition}:cloudformation:{region}:{account}:stack/{name}/{unique}"
 
 
 def _digest(text: str, length: int) -> str:

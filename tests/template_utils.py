@@ -19,6 +19,12 @@ from dropfit_local.template import load_template as read_template_file
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = ROOT / "template.yaml"
 REGION = "us-east-1"
+# The stack behind events/env.json: its SageMaker prefix (NAME_PREFIX) is NamePrefix's default,
+# "dropfit", then the first group of this id's UUID.
+EXAMPLE_STACK_ID = (
+    "arn:aws:cloudformation:eu-west-1:123456789012:stack/dropfit/"
+    "1c2fa620-982a-11e3-aff7-50e2416294e0"
+)
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:

@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 from dropfit import names, settings
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
 from bench.package import python313, sam_build
@@ -26,9 +29,16 @@ from bench.package import python313, sam_build
 # smdebug-rulesconfig (a sagemaker-core dependency) installs a top-level "tests" package, which
 # shadows this folder unless it has an __init__.py; import the helper either way.
 try:
-    from tests.template_utils import REGION, ROOT, load_template, translated_template
+    from tests.template_utils import (
+        EXAMPLE_STACK_ID,
+        REGION,
+        ROOT,
+        load_template,
+        translated_template,
+    )
 except ModuleNotFoundError:
     from template_utils import (  # type: ignore[no-redef]
+        EXAMPLE_STACK_ID,
         REGION,
         ROOT,
         load_template,
@@ -109,11 +119,19 @@ def resolve(value: Any, template: dict[str, Any], region: str = REGION, **refs: 
             return refs[argument]
         if argument == "AWS::Region":
             return region
+        if argument == "AWS::StackId":
+            return EXAMPLE_STACK_ID
         parameter = template["Parameters"].get(argument)
         return None if parameter is None else str(parameter["Default"])
     if function == "Fn::FindInMap":
         mapping, first, second = (resolve(a, template, region, **refs) for a in argument)
         return template["Mappings"][mapping][first][second]
+    if function == "Fn::Select":
+        index, items = (resolve(a, template, region, **refs) for a in argument)
+        return None if items is None else items[int(index)]
+    if function == "Fn::Split":
+        separator, text = (resolve(a, template, region, **refs) for a in argument)
+        return None if text is None else str(text).split(separator)
     if function == "Fn::Sub":
         text, variables = (argument, {}) if isinstance(argument, str) else argument
         values = {k: resolve(v, template, region, **refs) for k, v in variables.items()}
@@ -231,8 +249,10 @@ def _load_generator() -> Any:
 def test_name_prefix_leaves_room_for_the_longest_sagemaker_name(template: dict[str, Any]) -> None:
     pattern = template["Parameters"]["NamePrefix"]["AllowedPattern"]
     longest_prefix = 1 + int(re.search(r"\{0,(\d+)\}\$$", pattern).group(1))  # type: ignore[union-attr]
+    stack_prefix = f"{'p' * longest_prefix}-{'0' * 8}"  # NAME_PREFIX: NamePrefix-<stack id>
+    assert len(stack_prefix) <= names.PREFIX_MAX
     longest_job = names.job_name(
-        "p" * longest_prefix, "m" * names.MODEL_NAME_MAX, "d" * names.DIGEST_LENGTH
+        stack_prefix, "m" * names.MODEL_NAME_MAX, "d" * names.DIGEST_LENGTH
     )
     assert len(longest_job) <= 63
     assert re.fullmatch(pattern, template["Parameters"]["NamePrefix"]["Default"])
@@ -418,10 +438,12 @@ def test_uploads_to_another_bucket_are_ignored(template: dict[str, Any]) -> None
 @pytest.mark.parametrize(
     ("job", "status", "handled"),
     [
-        ("dropfit-iris-0123456789ab", "Completed", True),
-        ("dropfit-iris-0123456789ab", "Stopped", True),
-        ("dropfit-iris-0123456789ab", "InProgress", False),
+        ("dropfit-1c2fa620-iris-0123456789ab", "Completed", True),
+        ("dropfit-1c2fa620-iris-0123456789ab", "Stopped", True),
+        ("dropfit-1c2fa620-iris-0123456789ab", "InProgress", False),
         ("other-team-job", "Completed", False),
+        ("dropfit-0a0b0c0d-iris-0123456789ab", "Completed", False),  # another stack's
+        ("dropfit-iris-0123456789ab", "Completed", False),  # a stack without a stack id
     ],
 )
 def test_deploy_reacts_to_our_finished_training_jobs_only(
@@ -449,10 +471,11 @@ def test_deploy_reacts_to_settled_endpoints(
 @pytest.mark.parametrize(
     ("endpoint", "status", "handled"),
     [
-        ("dropfit-iris", "IN_SERVICE", True),
-        ("dropfit-iris", "InService", True),
-        ("dropfit-iris", "FAILED", False),
-        ("dropfit-iris", "UPDATING", False),
+        ("dropfit-1c2fa620-iris", "IN_SERVICE", True),
+        ("dropfit-1c2fa620-iris", "InService", True),
+        ("dropfit-1c2fa620-iris", "FAILED", False),
+        ("dropfit-1c2fa620-iris", "UPDATING", False),
+        ("dropfit-0a0b0c0d-iris", "IN_SERVICE", False),  # another stack's
         ("other-team-endpoint", "IN_SERVICE", False),
     ],
 )
@@ -463,6 +486,69 @@ def test_reports_are_written_for_our_endpoints_in_service_only(
     event["detail"].update(EndpointName=endpoint, EndpointStatus=status)
     pattern = rule_pattern(template, "ReportFunction", "EndpointInService")
     assert event_matches(event, pattern) is handled
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "handled"),
+    [
+        ("dropfit-1c2fa620-iris", True),
+        ("dropfit-0a0b0c0d-iris", False),  # another stack's
+        ("dropfit-iris", False),
+        ("dropfit1-1c2fa620-iris", False),
+    ],
+)
+def test_deploy_reacts_to_this_stacks_endpoints_only(
+    template: dict[str, Any], endpoint: str, handled: bool
+) -> None:
+    event = load_event("endpoint-in-service.json")
+    event["detail"]["EndpointName"] = endpoint
+    pattern = rule_pattern(template, "DeployFunction", "EndpointStateChange")
+    assert event_matches(event, pattern) is handled
+
+
+def _stack_id_expression(template: dict[str, Any]) -> Any:
+    """How NAME_PREFIX takes the stack id (every other use must be the same expression)."""
+    prefix = template["Globals"]["Function"]["Environment"]["Variables"]["NAME_PREFIX"]
+    assert prefix["Fn::Sub"][0] == "${NamePrefix}-${StackId}"
+    return prefix["Fn::Sub"][1]["StackId"]
+
+
+def test_the_stack_id_is_the_first_group_of_the_stack_ids_uuid(template: dict[str, Any]) -> None:
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert resolve(environment["NAME_PREFIX"], template) == "dropfit-1c2fa620"
+    output = template["Outputs"]["SageMakerNamePrefix"]["Value"]
+    assert output == environment["NAME_PREFIX"]
+    for function, rule, field in (
+        ("DeployFunction", "TrainingStateChange", "TrainingJobName"),
+        ("DeployFunction", "EndpointStateChange", "EndpointName"),
+        ("ReportFunction", "EndpointInService", "EndpointName"),
+    ):
+        events = template["Resources"][function]["Properties"]["Events"]
+        (matcher,) = events[rule]["Properties"]["Pattern"]["detail"][field]
+        assert matcher["prefix"]["Fn::Sub"] == [
+            "${NamePrefix}-${StackId}-",
+            {"StackId": _stack_id_expression(template)},
+        ]
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    prefixes=st.lists(
+        st.from_regex(load_template()["Parameters"]["NamePrefix"]["AllowedPattern"]),
+        min_size=2,
+        max_size=2,
+    ),
+    ids=st.lists(st.from_regex(r"\A[0-9a-f]{8}\Z"), min_size=2, max_size=2),
+    model=st.from_regex(r"\A[a-z0-9](-?[a-z0-9]){0,31}\Z"),
+)
+def test_no_stacks_prefix_starts_another_stacks_names(
+    prefixes: list[str], ids: list[str], model: str
+) -> None:
+    """The rules and IAM match "{NamePrefix}-{StackId}-": with no "-" in NamePrefix and 8 hex
+    digits after it, it starts another stack's names only if both parts are the same."""
+    ours = f"{prefixes[0]}-{ids[0]}-"
+    theirs = names.endpoint_name(f"{prefixes[1]}-{ids[1]}", model)
+    assert theirs.startswith(ours) is (prefixes[0] == prefixes[1] and ids[0] == ids[1])
 
 
 def test_sample_api_events_use_the_template_routes(template: dict[str, Any]) -> None:
@@ -541,6 +627,7 @@ def test_outputs(template: dict[str, Any]) -> None:
         "TableName",
         "FailureTopicArn",
         "DeadLetterQueueUrl",
+        "SageMakerNamePrefix",
     }
     assert resolve(outputs["IncomingPrefix"]["Value"], template) == "incoming/"
     assert (outputs["ApiInvokeArn"]["Condition"], outputs["JwtIssuer"]["Condition"]) == (
@@ -715,12 +802,30 @@ def test_sagemaker_role_is_only_assumable_by_sagemaker(template: dict[str, Any])
     assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "sagemaker.amazonaws.com"}]
 
 
-def test_sagemaker_permissions_are_limited_to_prefixed_names(translated: dict[str, Any]) -> None:
+def test_sagemaker_permissions_are_limited_to_this_stacks_names(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    stack_id = _stack_id_expression(template)
+    scoped = 0
     for role, statement in iam_statements(translated):
         if not any(a.startswith("sagemaker:") for a in as_list(statement["Action"])):
             continue
         for resource in as_list(statement["Resource"]):
-            assert resource["Fn::Sub"].endswith("/${NamePrefix}-*"), (role, resource)
+            text, variables = resource["Fn::Sub"]
+            assert text.endswith("/${NamePrefix}-${StackId}-*"), (role, resource)
+            assert variables == {"StackId": stack_id}, (role, resource)
+            scoped += 1
+    assert scoped >= 7  # training jobs, models, endpoint configs, endpoints (3 functions)
+    (logs,) = [
+        statement
+        for statement in template["Resources"]["SageMakerExecutionRole"]["Properties"]["Policies"][
+            0
+        ]["PolicyDocument"]["Statement"]
+        if statement["Sid"] == "WriteLogs"
+    ]
+    endpoint_logs = logs["Resource"][-1]["Fn::Sub"]
+    assert endpoint_logs[0].endswith("/aws/sagemaker/Endpoints/${NamePrefix}-${StackId}-*")
+    assert endpoint_logs[1] == {"StackId": stack_id}
 
 
 def test_bucket_denies_plain_http(template: dict[str, Any]) -> None:

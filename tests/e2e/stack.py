@@ -82,6 +82,8 @@ class Local:
         self.signed = SignedBy(self.auth)  # for requests sent with requests
         self.bucket = str(self.outputs["BucketName"])
         self.incoming = str(self.outputs["IncomingPrefix"])
+        # Every SageMaker name of this stack starts with it: {NamePrefix}-{stack id}.
+        self.prefix = str(self.outputs["SageMakerNamePrefix"])
         session = boto3.session.Session(
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -100,6 +102,16 @@ class Local:
     def state_dir(self) -> Path:
         """The stack's ``--state-dir`` (outputs.json, sam-env.json, its log)."""
         return self.log_path.parent
+
+    @property
+    def outputs_path(self) -> Path:
+        """The stack's outputs.json (what ``--join`` reads)."""
+        return self.state_dir / "outputs.json"
+
+    def log_lines(self, label: str) -> list[str]:
+        """The stack's log lines of one function's runtimes (``[deploy]``, ``[deploy#1]`` ...)."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [line for line in lines if line.startswith((f"[{label}]", f"[{label}#"))]
 
     @property
     def faults_dir(self) -> Path:
@@ -338,8 +350,12 @@ def run_stack(state: Path, *options: str, show_log: bool = True) -> Iterator[Loc
             print(f"\n--- local stack log (last lines) ---\n{_tail(log_path)}")
     # Stopped cleanly: nothing it started is still running or listening.
     assert code == 0, _tail(log_path)
-    urls = [
-        outputs[k] for k in ("AwsEndpointUrl", "SageMakerEndpointUrl", "ApiUrl") if k in outputs
-    ]
+    # A stack that joined another (--join) leaves that one's moto and SageMaker running.
+    own = (
+        ("ApiUrl",)
+        if "JoinedStack" in outputs
+        else ("AwsEndpointUrl", "SageMakerEndpointUrl", "ApiUrl")
+    )
+    urls = [outputs[k] for k in own if k in outputs]
     assert not [url for url in urls if _listening(url)]
     assert _processes_mentioning(str(state)) == []

@@ -59,14 +59,16 @@ def test_ten_uploads_at_once_and_an_event_delivered_three_times_make_ten_jobs_an
     served = {model: d["deployed_run"]["run"] for model, d in runs.items()}
     assert all(d["status"] == "ready" for d in runs.values()), runs
     assert all(d["latest_run"]["run"] == served[model] for model, d in runs.items())
-    jobs = local.training_jobs("dropfit-burst-")
+    jobs = local.training_jobs(f"{local.prefix}-burst-")
     assert sorted(job["TrainingJobName"] for job in jobs) == sorted(served.values())
     assert {job["TrainingJobStatus"] for job in jobs} == {"Completed"}
-    endpoints = list_all(local.sagemaker.list_endpoints, "Endpoints", "dropfit-burst-")
-    assert sorted(e["EndpointName"] for e in endpoints) == sorted(f"dropfit-{m}" for m in BURST)
+    endpoints = list_all(local.sagemaker.list_endpoints, "Endpoints", f"{local.prefix}-burst-")
+    assert sorted(e["EndpointName"] for e in endpoints) == sorted(
+        f"{local.prefix}-{m}" for m in BURST
+    )
     assert {e["EndpointStatus"] for e in endpoints} == {"InService"}
     for model, run in served.items():
-        endpoint = local.sagemaker.describe_endpoint(EndpointName=f"dropfit-{model}")
+        endpoint = local.sagemaker.describe_endpoint(EndpointName=f"{local.prefix}-{model}")
         assert endpoint["EndpointConfigName"] == run
     # The two repeats were recognised as such by the format function.
     assert local.log_count(DUPLICATE) - duplicates_before == 2
@@ -115,7 +117,7 @@ def test_predictions_during_an_endpoint_update_carry_the_labels_of_the_run_that_
     endpoint_events = {
         "source": ["aws.sagemaker"],
         "detail-type": ["SageMaker Endpoint State Change"],
-        "detail": {"EndpointName": ["dropfit-shift"]},
+        "detail": {"EndpointName": [f"{local.prefix}-shift"]},
     }
     threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
     with local.spy(endpoint_events) as changes:

@@ -15,14 +15,12 @@ from typing import Any
 import pytest
 
 from tests.corpus import Case, load_cases, params
-from tests.template_utils import load_template
 
 from .stack import Local
 
 pytestmark = pytest.mark.e2e
 
 SETTLE_SECONDS = 180
-PREFIX = str(load_template()["Parameters"]["NamePrefix"]["Default"])
 # Driven here are the cases a client can produce through S3 alone: a run recorded under a model.
 CASES = [c for c in load_cases() if not c.pipeline_only and c.stage != "naming"]
 SKIPPED = {
@@ -72,8 +70,8 @@ def test_upload_through_s3_ends_as_the_manifest_says(
     local: Local, corpus_runs: dict[str, dict[str, Any] | None], case: Case
 ) -> None:
     run = corpus_runs[case.id]
-    jobs = local.training_jobs(f"{PREFIX}-{case.model}-")
-    ours = [j for j in jobs if j["TrainingJobName"].startswith(f"{PREFIX}-{case.model}-")]
+    jobs = local.training_jobs(f"{local.prefix}-{case.model}-")
+    ours = [j for j in jobs if j["TrainingJobName"].startswith(f"{local.prefix}-{case.model}-")]
 
     assert run is not None, f"no run of {case.model} settled in {SETTLE_SECONDS} s"
     if case.rejected:

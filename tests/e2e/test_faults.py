@@ -131,7 +131,7 @@ def test_a_handler_crashing_past_its_retries_dead_letters_the_event_intact_for_a
     assert local.log_count(f"{key} -> format: failed after {RETRIES + 1} attempt(s)") == 1
     # Nothing happened on the event's behalf, and the upload is untouched.
     assert local.describe("crashy") is None
-    assert local.training_jobs("dropfit-crashy-") == []
+    assert local.training_jobs(f"{local.prefix}-crashy-") == []
     stored = local.s3.get_object(Bucket=local.bucket, Key=key)
     assert (stored["VersionId"], stored["Body"].read()) == (version, IRIS)
 
@@ -143,7 +143,7 @@ def test_a_handler_crashing_past_its_retries_dead_letters_the_event_intact_for_a
 
     assert description["status"] == "ready"
     assert description["latest_run"]["source"]["key"] == key
-    assert [job["TrainingJobName"] for job in local.training_jobs("dropfit-crashy-")] == [
+    assert [job["TrainingJobName"] for job in local.training_jobs(f"{local.prefix}-crashy-")] == [
         description["deployed_run"]["run"]
     ]
     assert answered_by(local, "crashy") == description["deployed_run"]["run"]
@@ -154,7 +154,7 @@ def test_a_failed_endpoint_update_keeps_the_previous_model_serving_and_the_run_s
     local: Local, notices: Messages
 ) -> None:
     good_run = serve(local, "sturdy")
-    target = "endpoint:dropfit-sturdy"
+    target = f"endpoint:{local.prefix}-sturdy"
     faults.inject(local.faults_dir, target, 1)
 
     local.upload("sturdy.csv", IRIS, metadata={"k": "3"})
@@ -164,12 +164,12 @@ def test_a_failed_endpoint_update_keeps_the_previous_model_serving_and_the_run_s
     reason = HEALTH_CHECK.format(run=failed["run"])
     assert (failed["status"], failed["reason"]) == ("FAILED", f"Deployment failed: {reason}")
     assert faults.fired(local.faults_dir, target) == 1
-    endpoint = local.sagemaker.describe_endpoint(EndpointName="dropfit-sturdy")
+    endpoint = local.sagemaker.describe_endpoint(EndpointName=f"{local.prefix}-sturdy")
     assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", good_run)
     assert endpoint["FailureReason"] == reason  # SageMaker rolled the update back
     assert after["status"] == "ready"
     assert after["deployed_run"]["run"] == good_run
-    assert after["endpoint"] == {"name": "dropfit-sturdy", "status": "InService",
+    assert after["endpoint"] == {"name": f"{local.prefix}-sturdy", "status": "InService",
                                  "failure_reason": reason}  # fmt: skip
     assert answered_by(local, "sturdy") == good_run
     notice = notice_about(notices, failed["run"])

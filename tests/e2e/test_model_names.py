@@ -17,44 +17,44 @@ FLOWER = [[5.1, 3.5, 1.4, 0.2]]
 def test_a_second_key_for_a_taken_name_is_refused_visibly_and_the_owner_keeps_serving(
     local: Local,
 ) -> None:
-    local.upload("flowers.csv", IRIS)
-    owner = local.wait_for_new_run("flowers")
+    local.upload("owned.csv", IRIS)
+    owner = local.wait_for_new_run("owned")
     assert owner["status"] == "ready", owner
     served = owner["deployed_run"]["run"]
 
     with local.failure_notices() as notices:
-        local.upload("FLOWERS.csv", IRIS)
-        (notice,) = notices.wait_for("FLOWERS.csv")
+        local.upload("OWNED.csv", IRIS)
+        (notice,) = notices.wait_for("OWNED.csv")
 
     reason = json.loads(json.loads(notice["Body"])["Message"])["reason"]
     assert reason.startswith(
-        "The model name 'flowers' belongs to flowers.csv; FLOWERS.csv maps to the same name"
+        "The model name 'owned' belongs to owned.csv; OWNED.csv maps to the same name"
     )
-    assert "--metadata name=flowers-2" in reason
-    after = local.describe("flowers")
+    assert "--metadata name=owned-2" in reason
+    after = local.describe("owned")
     assert after is not None
-    assert after["refused_upload"]["key"] == "FLOWERS.csv"
+    assert after["refused_upload"]["key"] == "OWNED.csv"
     assert (after["deployed_run"]["run"], after["latest_run"]["run"]) == (served, served)
-    assert [j["TrainingJobName"] for j in local.training_jobs("-flowers-")] == [served]
-    answer = local.predict("flowers", FLOWER)
+    assert [j["TrainingJobName"] for j in local.training_jobs("-owned-")] == [served]
+    answer = local.predict("owned", FLOWER)
     assert (answer.status_code, answer.json()["run"]) == (200, served)
 
 
 def test_the_name_option_trains_a_refused_key_under_a_name_of_its_own(local: Local) -> None:
-    local.upload("petals.csv", IRIS)
-    local.wait_for_new_run("petals")
+    local.upload("chosen.csv", IRIS)
+    local.wait_for_new_run("chosen")
 
     local.s3.put_object(
         Bucket=local.bucket,
-        Key=f"{local.incoming}Petals.csv",
+        Key=f"{local.incoming}Chosen.csv",
         Body=IRIS,
-        Metadata={"name": "petals-2"},
+        Metadata={"name": "chosen-2"},
     )
-    chosen = local.wait_for_new_run("petals-2")
+    chosen = local.wait_for_new_run("chosen-2")
 
     assert chosen["status"] == "ready", chosen
-    assert chosen["latest_run"]["options"]["name"] == "petals-2"
-    assert local.predict("petals-2", FLOWER).status_code == 200
+    assert chosen["latest_run"]["options"]["name"] == "chosen-2"
+    assert local.predict("chosen-2", FLOWER).status_code == 200
 
 
 def test_keys_in_other_scripts_train_models_of_their_own(local: Local) -> None:
@@ -78,20 +78,20 @@ def test_keys_in_other_scripts_train_models_of_their_own(local: Local) -> None:
 
 
 def test_an_upload_with_any_case_of_csv_trains(local: Local) -> None:
-    local.upload("sepals.cSV", IRIS)
+    local.upload("anycase.cSV", IRIS)
 
-    description = local.wait_for_new_run("sepals")
+    description = local.wait_for_new_run("anycase")
 
     assert description["status"] == "ready", description
-    assert description["latest_run"]["source"]["key"].endswith("sepals.cSV")
+    assert description["latest_run"]["source"]["key"].endswith("anycase.cSV")
 
 
 def test_a_url_names_the_model_by_the_naming_rule(local: Local) -> None:
-    local.upload("stamens.csv", IRIS)
-    local.wait_for_new_run("stamens")
+    local.upload("byurl.csv", IRIS)
+    local.wait_for_new_run("byurl")
 
-    described = local.client.get("/models/STAMENS", timeout=30)
-    predicted = local.predict("Stamens", FLOWER)
+    described = local.client.get("/models/BYURL", timeout=30)
+    predicted = local.predict("ByUrl", FLOWER)
 
-    assert (described.status, described.json()["model"]) == (200, "stamens")
-    assert (predicted.status_code, predicted.json()["model"]) == (200, "stamens")
+    assert (described.status, described.json()["model"]) == (200, "byurl")
+    assert (predicted.status_code, predicted.json()["model"]) == (200, "byurl")

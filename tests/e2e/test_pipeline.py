@@ -48,7 +48,7 @@ def test_iris_upload_serves_predictions_with_the_tutorials_accuracy(local: Local
 
     assert description["status"] == "ready", description
     assert description["endpoint"] == {
-        "name": "dropfit-iris",
+        "name": f"{local.prefix}-iris",
         "status": "InService",
         "failure_reason": None,
     }
@@ -86,16 +86,16 @@ def test_a_second_upload_updates_the_endpoint_in_place_and_a_new_file_adds_a_mod
     assert second_run != first_run
     assert second["deployed_run"]["run"] == second_run
     assert str(second["deployed_run"]["options"]["k"]) == "3"
-    assert second["endpoint"]["name"] == first["endpoint"]["name"] == "dropfit-flowers"
-    endpoints = local.sagemaker.list_endpoints(NameContains="dropfit-flowers")["Endpoints"]
-    assert [e["EndpointName"] for e in endpoints] == ["dropfit-flowers"]
+    assert second["endpoint"]["name"] == first["endpoint"]["name"] == f"{local.prefix}-flowers"
+    endpoints = local.sagemaker.list_endpoints(NameContains=f"{local.prefix}-flowers")["Endpoints"]
+    assert [e["EndpointName"] for e in endpoints] == [f"{local.prefix}-flowers"]
     answer = local.predict("flowers", [[5.1, 3.5, 1.4, 0.2]]).json()
     assert (answer["run"], answer["predictions"]) == (second_run, [{"label": "setosa"}])
 
     local.upload("Petal Data.csv", IRIS)
     petals = local.wait_for_new_run("petal-data")
 
-    assert petals["endpoint"]["name"] == "dropfit-petal-data"
+    assert petals["endpoint"]["name"] == f"{local.prefix}-petal-data"
     assert local.predict("petal-data", [[6.3, 3.3, 6.0, 2.5]]).json()["predictions"] == [
         {"label": "virginica"}
     ]
@@ -113,7 +113,7 @@ def test_a_bad_csv_fails_with_its_reason_and_starts_no_training(local: Local) ->
     run = description["latest_run"]
     assert (description["status"], run["status"]) == ("failed", "FAILED")
     assert "Column 'b' is empty in data row 2" in run["reason"]
-    assert local.training_jobs("dropfit-broken") == []
+    assert local.training_jobs(f"{local.prefix}-broken") == []
     versions = local.s3.list_object_versions(Bucket=local.bucket, Prefix="incoming/broken.csv")
     assert [v["VersionId"] for v in versions["Versions"]] == [version]
     stored = local.s3.get_object(Bucket=local.bucket, Key="incoming/broken.csv")
@@ -133,7 +133,7 @@ def test_the_same_s3_event_delivered_twice_starts_one_training_job(local: Local)
     local.wait_until("the second delivery", lambda: local.log_count(delivered) >= 2)
 
     assert local.log_count(delivered) == 2
-    jobs = local.training_jobs("dropfit-dupe")
+    jobs = local.training_jobs(f"{local.prefix}-dupe")
     assert [job["TrainingJobName"] for job in jobs] == [first["latest_run"]["run"]]
     assert local.latest_run("dupe") == first["latest_run"]["run"]
 

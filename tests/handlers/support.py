@@ -34,10 +34,12 @@ from tests.template_utils import ROOT, load_template
 EVENTS = ROOT / "events"
 IRIS_FEATURES = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"]
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
+# The SageMaker name prefix of the stack behind events/env.json ({NamePrefix}-{stack id}).
+PREFIX: str = json.loads((EVENTS / "env.json").read_text())["FormatFunction"]["NAME_PREFIX"]
 # Two uploads of iris an hour apart, as the tests that arrange the table seed them (seed_run).
-ENDPOINT = "dropfit-iris"
-OLD = "dropfit-iris-0a0a0a0a0a0a"  # uploaded first
-NEW = "dropfit-iris-1b1b1b1b1b1b"  # uploaded an hour later
+ENDPOINT = f"{PREFIX}-iris"
+OLD = f"{PREFIX}-iris-0a0a0a0a0a0a"  # uploaded first
+NEW = f"{PREFIX}-iris-1b1b1b1b1b1b"  # uploaded an hour later
 OLD_AT = "2025-03-14T09:00:00.000Z"
 NEW_AT = "2025-03-14T10:00:00.000Z"
 METRICS = {"test:accuracy": 0.9736842105263158}
@@ -231,7 +233,7 @@ class Stack:
         if status is not RunStatus.FORMATTING:
             self.put_run_metadata(model, job, feature_names, class_names, predictor_type)
         assert self.runs.claim_run(run)
-        assert self.runs.record_upload(model, f"dropfit-{model}", job, upload_order(sequencer))
+        assert self.runs.record_upload(model, f"{PREFIX}-{model}", job, upload_order(sequencer))
         return run
 
     def put_run_metadata(
@@ -374,7 +376,7 @@ def serve_in_moto(stack: Stack, job: str, model: str = "iris") -> None:
             name=job, model=model, memory_mb=2048, max_concurrency=5
         )
     )
-    stack.sagemaker.create_endpoint(EndpointName=f"dropfit-{model}", EndpointConfigName=job)
+    stack.sagemaker.create_endpoint(EndpointName=f"{PREFIX}-{model}", EndpointConfigName=job)
 
 
 # --------------------------------------------------------------------------- events
@@ -659,7 +661,7 @@ class RuntimeScript(_Script):
         answer: dict[str, Any],
         variant: str,
         *,
-        endpoint: str = "dropfit-iris",
+        endpoint: str = ENDPOINT,
         verbose: bool = False,
     ) -> None:
         """Expect exactly this k-NN request (text/csv rows) and answer as `variant`."""

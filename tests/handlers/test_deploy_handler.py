@@ -12,6 +12,7 @@ from dropfit.records import RunStatus
 
 from .support import (
     ENDPOINT,
+    PREFIX,
     Function,
     Stack,
     endpoint_event,
@@ -165,8 +166,8 @@ def test_events_about_resources_dropfit_does_not_know_are_ignored(
 ) -> None:
     sagemaker_calls = spy_on(deploy_function.module.deployer.sagemaker.client)
 
-    training = deploy_function(training_event("dropfit-wine-0123456789ab"))
-    endpoint = deploy_function(endpoint_event("dropfit-wine", "dropfit-wine-0123456789ab"))
+    training = deploy_function(training_event(f"{PREFIX}-wine-0123456789ab"))
+    endpoint = deploy_function(endpoint_event(f"{PREFIX}-wine", f"{PREFIX}-wine-0123456789ab"))
 
     assert training == endpoint == {"outcome": "ignored"}
     assert sagemaker_calls.calls == []

@@ -33,7 +33,7 @@ from .support import (
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 ROLLED_BACK = (
-    "The primary container for production variant dropfit-iris-1b1b1b1b1b1b did not pass the "
+    f"The primary container for production variant {NEW} did not pass the "
     "ping health check. Please check CloudWatch logs for this endpoint."
 )
 

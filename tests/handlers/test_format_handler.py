@@ -16,6 +16,7 @@ from dropfit.records import RunStatus
 from .support import (
     IRIS_CLASSES,
     IRIS_FEATURES,
+    PREFIX,
     Function,
     Stack,
     function_env,
@@ -73,7 +74,7 @@ def test_upload_starts_a_knn_training_job_with_the_expected_request(
 
     result = format_function(stack.upload_event(KEY, version))
 
-    job = job_name("dropfit", "iris", source_digest(stack.bucket, KEY, version))
+    job = job_name(PREFIX, "iris", source_digest(stack.bucket, KEY, version))
     assert result == {"outcome": "started", "model": "iris", "run": job, "reason": None}
     assert stack.training_jobs() == [job]
     described = stack.sagemaker.describe_training_job(TrainingJobName=job)
@@ -163,7 +164,7 @@ def test_upload_records_a_training_run_with_its_label_map(
     assert run.source["key"] == KEY
     assert run.source["version_id"] == version
     model = stack.model("iris")
-    assert (model.endpoint, model.latest_run, model.deployed_run) == ("dropfit-iris", job, None)
+    assert (model.endpoint, model.latest_run, model.deployed_run) == (f"{PREFIX}-iris", job, None)
     assert stack.failure_notices() == []
 
 
@@ -348,7 +349,7 @@ def test_invalid_upload_fails_its_run_with_the_reason_and_starts_no_job(
 
     result = format_function(stack.upload_event(KEY, version))
 
-    job = job_name("dropfit", "iris", source_digest(stack.bucket, KEY, version))
+    job = job_name(PREFIX, "iris", source_digest(stack.bucket, KEY, version))
     reason = upload.reason
     assert result == {"outcome": "rejected", "model": "iris", "run": job, "reason": reason}
     run = stack.run("iris", job)
@@ -420,7 +421,7 @@ def _access_denied(**_: Any) -> tuple[Any, dict[str, Any]]:
     "location",
     [
         (None, "iris.csv"),
-        (None, "datasets/iris/dropfit-iris-0123456789ab/train/train.csv"),
+        (None, f"datasets/iris/{PREFIX}-iris-0123456789ab/train/train.csv"),
         ("someone-elses-bucket", KEY),
     ],
     ids=["bucket root", "datasets prefix", "another bucket"],
@@ -478,7 +479,7 @@ def test_url_encoded_key_in_the_event_names_the_model_after_the_real_key(
 
     assert (result["outcome"], result["model"]) == ("started", "team-a-iris-flowers")
     assert stack.run("team-a-iris-flowers", result["run"]).source["key"] == key
-    assert stack.model("team-a-iris-flowers").endpoint == "dropfit-team-a-iris-flowers"
+    assert stack.model("team-a-iris-flowers").endpoint == f"{PREFIX}-team-a-iris-flowers"
 
 
 def _wide_cjk_csv(features: int = 1000, name_length: int = 128) -> bytes:

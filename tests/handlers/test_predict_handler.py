@@ -30,6 +30,7 @@ from .support import (
     NEW_AT,
     OLD,
     OLD_AT,
+    PREFIX,
     Function,
     HttpAnswer,
     RuntimeScript,
@@ -341,7 +342,7 @@ def test_an_endpoint_error_drops_the_cached_model_record(
     reads = Reads(predict_function)
     predict_function.module.service.clock = Clock()
     runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
-    runtime.fails("ValidationError", "Endpoint dropfit-iris of account 123 not found.", 400)
+    runtime.fails("ValidationError", f"Endpoint {ENDPOINT} of account 123 not found.", 400)
     runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
 
     statuses = [_call(predict_function, predict_event(body=ONE_FLOWER)).status for _ in range(2)]
@@ -376,7 +377,7 @@ def test_regressor_answers_numbers(
     predict_function: Function,
     runtime: RuntimeScript,
 ) -> None:
-    job = "dropfit-houses-0a0a0a0a0a0a"
+    job = f"{PREFIX}-houses-0a0a0a0a0a0a"
     run = stack.seed_run(
         job,
         RunStatus.DEPLOYED,
@@ -387,7 +388,7 @@ def test_regressor_answers_numbers(
     )
     stack.seed_model("houses", desired=run, deployed=job)
     runtime.answers(
-        b"3.0,12.0", {"predictions": [{"predicted_label": 231.5}]}, job, endpoint="dropfit-houses"
+        b"3.0,12.0", {"predictions": [{"predicted_label": 231.5}]}, job, endpoint=f"{PREFIX}-houses"
     )
 
     answer = _call(
@@ -625,10 +626,9 @@ def test_a_long_model_name_is_not_echoed_in_full(stack: Stack, predict_function:
     # The naming rule cuts it to 32 characters (23 of its own, "-" and 8 hex digits).
     assert answer.status == 404
     message = answer.body["error"]["message"]
+    name = r"x{23}-[0-9a-f]{8}"
     assert re.fullmatch(
-        r"No model named 'x{23}-[0-9a-f]{8}'\. "
-        r"Upload incoming/x{23}-[0-9a-f]{8}\.csv to create it\.",
-        message,
+        rf"No model named '{name}'\. Upload incoming/{name}\.csv to create it\.", message
     ), message
 
 
@@ -725,14 +725,14 @@ ENDPOINT_ERRORS = {
     ),
     "endpoint not found": EndpointFailure(
         "ValidationError",
-        "Endpoint dropfit-iris of account 123456789012 not found.",
+        f"Endpoint {ENDPOINT} of account 123456789012 not found.",
         400,
         None,
         503,
         "30",
         {
             "code": "ModelNotReady",
-            "message": "No endpoint is serving yet (dropfit-iris is not in service).",
+            "message": f"No endpoint is serving yet ({ENDPOINT} is not in service).",
         },
     ),
     "model error": EndpointFailure(
@@ -818,7 +818,7 @@ def test_unexpected_failure_is_a_500_that_leaks_nothing(
 def test_list_models_shows_every_model_and_what_it_serves(
     stack: Stack, predict_function: Function, deployed: Run
 ) -> None:
-    wine = "dropfit-wine-0c0c0c0c0c0c"
+    wine = f"{PREFIX}-wine-0c0c0c0c0c0c"
     stack.seed_run(wine, RunStatus.TRAINING, created_at=NEW_AT, model="wine")
 
     answer = _call(predict_function, get_event("/models"))
@@ -829,14 +829,14 @@ def test_list_models_shows_every_model_and_what_it_serves(
         "models": [
             {
                 "model": "iris",
-                "endpoint": "dropfit-iris",
+                "endpoint": ENDPOINT,
                 "latest_run": OLD,
                 "deployed_run": OLD,
                 "updated_at": iris.updated_at,
             },
             {
                 "model": "wine",
-                "endpoint": "dropfit-wine",
+                "endpoint": f"{PREFIX}-wine",
                 "latest_run": wine,
                 "deployed_run": None,
                 "updated_at": wine_model.updated_at,
@@ -887,7 +887,7 @@ def test_describe_model_shows_sagemakers_failure_reasons_without_internals(
     endpoint.endpoint_status = "Failed"
     endpoint.failure_reason = (
         "Failed to download model data from s3://dropfit-data-123456789012/models/iris/"
-        "model.tar.gz for arn:aws:sagemaker:us-east-1:123456789012:endpoint/dropfit-iris."
+        f"model.tar.gz for arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}."
     )
     stack.seed_run(
         NEW,

@@ -18,9 +18,11 @@ from dropfit.records import Run, RunStatus
 from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, r2_score
 
 from .support import (
+    ENDPOINT,
     IRIS_CLASSES,
     IRIS_FEATURES,
     METRICS,
+    NEW,
     OLD,
     OLD_AT,
     Function,
@@ -100,7 +102,7 @@ def test_the_report_scores_the_endpoints_own_answers_to_the_test_channel(
         OLD,
     )
 
-    result = report_function(endpoint_event("dropfit-iris", OLD))
+    result = report_function(endpoint_event(ENDPOINT, OLD))
 
     assert result == {"outcome": "written"}
     report = _report(stack)
@@ -131,10 +133,10 @@ def test_a_repeated_event_writes_no_second_report(
         {"predictions": [{"predicted_label": float(label)} for label, _ in TEST]},
         OLD,
     )
-    assert report_function(endpoint_event("dropfit-iris", OLD)) == {"outcome": "written"}
+    assert report_function(endpoint_event(ENDPOINT, OLD)) == {"outcome": "written"}
     s3 = spy_on(report_function.module.reporter.storage.client)
 
-    assert report_function(endpoint_event("dropfit-iris", OLD)) == {"outcome": "duplicate"}
+    assert report_function(endpoint_event(ENDPOINT, OLD)) == {"outcome": "duplicate"}
     assert s3.calls == []
 
 
@@ -145,10 +147,10 @@ def test_answers_from_a_newer_run_write_nothing(
     runtime.answers(
         _request(TEST),
         {"predictions": [{"predicted_label": 0.0} for _ in TEST]},
-        "dropfit-iris-1b1b1b1b1b1b",
+        NEW,
     )
 
-    assert report_function(endpoint_event("dropfit-iris", OLD)) == {"outcome": "superseded"}
+    assert report_function(endpoint_event(ENDPOINT, OLD)) == {"outcome": "superseded"}
     assert "Contents" not in stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix="reports/")
     assert stack.run("iris", OLD).report is None
 
@@ -185,7 +187,7 @@ def test_a_test_channel_over_4_mb_goes_in_several_requests_under_the_limit(
     test = [(float(i % 97), [i / 7, 1.0 / (i + 1), 3.25, float(i)]) for i in range(70_000)]
     _arrange(stack, test, predictor_type="regressor", classes=None)
 
-    assert report_function(endpoint_event("dropfit-iris", OLD)) == {"outcome": "written"}
+    assert report_function(endpoint_event(ENDPOINT, OLD)) == {"outcome": "written"}
 
     sizes = [len(body) for body in endpoint.bodies]
     assert len(sizes) >= 2

@@ -69,3 +69,32 @@ def test_every_spelling_of_csv_under_incoming_starts_a_run(
     detail = {"bucket": {"name": real.buckets[0].name}, "object": {"key": key}}
 
     assert _matches(bus, rule, "aws.s3", "Object Created", detail) is starts_a_run
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "kind", "field"),
+    [
+        ("TrainingStateChange", "SageMaker Training Job State Change", "TrainingJobName"),
+        ("EndpointStateChange", "SageMaker Endpoint State Change", "EndpointName"),
+    ],
+)
+def test_each_stack_hears_only_its_own_jobs_and_endpoints(
+    bus: tuple[Any, Any], rule_id: str, kind: str, field: str
+) -> None:
+    """Two stacks in one account: the same template, the same model, other stack names."""
+    stacks = [
+        read_stack(ROOT / "template.yaml", pseudo_parameters={"AWS::StackName": name})
+        for name in ("dropfit-dev", "dropfit-prod")
+    ]
+    prefixes = [s.function("DeployFunction").environment["NAME_PREFIX"] for s in stacks]
+    assert prefixes[0] != prefixes[1]
+    status = {"TrainingJobStatus": "Completed", "EndpointStatus": "IN_SERVICE"}
+
+    for stack in stacks:
+        (rule,) = [r for r in stack.function("DeployFunction").rules if r.event_id == rule_id]
+        heard = [
+            _matches(bus, rule, "aws.sagemaker", kind, {field: f"{prefix}-iris", **status})
+            for prefix in prefixes
+        ]
+        own = prefixes.index(stack.function("DeployFunction").environment["NAME_PREFIX"])
+        assert heard == [i == own for i in range(len(prefixes))]

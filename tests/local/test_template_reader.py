@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from dropfit import settings
 
+from dropfit_local.stack import JoinedStack, LocalStack
 from dropfit_local.template import (
     ApiAuthSpec,
     StackModel,
@@ -407,3 +409,24 @@ def test_a_route_of_its_own_authorisation_is_refused(synthetic: Path) -> None:
     )
     with pytest.raises(TemplateError, match="a route's own Auth is not supported locally"):
         read_stack(synthetic)
+
+
+def test_each_stack_name_gets_a_stack_id_and_so_a_sagemaker_prefix_of_its_own() -> None:
+    first = read_stack(ROOT / "template.yaml")
+    again = read_stack(ROOT / "template.yaml")
+    other = read_stack(ROOT / "template.yaml", pseudo_parameters={"AWS::StackName": "b"})
+
+    prefixes = [m.function("FormatFunction").environment["NAME_PREFIX"] for m in (first, again)]
+    assert prefixes[0] == prefixes[1]  # a restarted stack keeps its names
+    assert re.fullmatch(r"dropfit-[0-9a-f]{8}", prefixes[0])
+    assert other.function("FormatFunction").environment["NAME_PREFIX"] != prefixes[0]
+    assert first.resolver.pseudo["AWS::StackId"].startswith(
+        "arn:aws:cloudformation:us-east-1:123456789012:stack/dropfit-local/"
+    )
+    assert first.outputs["SageMakerNamePrefix"] == prefixes[0]
+
+
+def test_a_stack_cannot_join_a_stack_of_its_own_name() -> None:
+    joined = JoinedStack("dropfit-local", "http://127.0.0.1:1", "http://127.0.0.1:2")
+    with pytest.raises(ValueError, match="is the joined stack's: give this one another name"):
+        LocalStack(join=joined)

@@ -24,6 +24,7 @@ from policy_sentry.querying.actions import get_action_data, get_privilege_info
 from policy_sentry.querying.all import get_all_actions
 
 from tests.security.world import NAMES, Call
+from tests.template_utils import EXAMPLE_STACK_ID
 
 PARTITION = "aws"
 
@@ -38,7 +39,8 @@ def physical_values() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
         "AWS::Partition": PARTITION,
         "AWS::URLSuffix": "amazonaws.com",
         "AWS::StackName": "dropfit",
-        "NamePrefix": NAMES.name_prefix,
+        "AWS::StackId": EXAMPLE_STACK_ID,
+        "NamePrefix": NAMES.name_prefix.split("-", 1)[0],
         "DataBucket": NAMES.bucket,
         "RunsTable": NAMES.table,
         "FailureTopic": NAMES.topic_arn,

@@ -26,6 +26,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from dropfit.aws.s3 import PART_BYTES
+from dropfit.names import model_from_job_name
 
 from tests.security.world import (
     NAMES,
@@ -230,20 +231,24 @@ def deploy_paths(w: World) -> tuple[str, str]:
     """The iris model trained twice (created, then updated in place), a third run failed."""
     deploy = w.function("deploy")
     first = _train_and_deploy(w, f"{NAMES.incoming}iris.csv")
-    assert deploy(endpoint_changed("dropfit-iris", first))["outcome"] == "none"
+    assert deploy(endpoint_changed(f"{NAMES.name_prefix}-iris", first))["outcome"] == "none"
     second = _upload_and_format(w, f"{NAMES.incoming}iris.csv", IRIS + b"\n")["run"]
     # moto has no UpdateEndpoint: SageMaker's side of the update is scripted.
     with _stubbed(w, "deploy", "sagemaker") as stub:
         _completed_job(stub, second)
-        stub.add_response("describe_endpoint", _endpoint("dropfit-iris", first, "InService"))
+        stub.add_response(
+            "describe_endpoint", _endpoint(f"{NAMES.name_prefix}-iris", first, "InService")
+        )
         stub.add_response(
             "update_endpoint",
-            {"EndpointArn": f"{ARN}:endpoint/dropfit-iris"},
-            {"EndpointName": "dropfit-iris", "EndpointConfigName": second},
+            {"EndpointArn": f"{ARN}:endpoint/{NAMES.name_prefix}-iris"},
+            {"EndpointName": f"{NAMES.name_prefix}-iris", "EndpointConfigName": second},
         )
-        stub.add_response("describe_endpoint", _endpoint("dropfit-iris", second, "InService"))
+        stub.add_response(
+            "describe_endpoint", _endpoint(f"{NAMES.name_prefix}-iris", second, "InService")
+        )
         assert deploy(training_finished(second))["outcome"] == "update"
-        assert deploy(endpoint_changed("dropfit-iris", second))["outcome"] == "none"
+        assert deploy(endpoint_changed(f"{NAMES.name_prefix}-iris", second))["outcome"] == "none"
         stub.assert_no_pending_responses()
     third = _upload_and_format(w, f"{NAMES.incoming}iris.csv", IRIS + b"\n\n")["run"]
     assert deploy(training_finished(third, "Failed", "ClientError: bad data"))["outcome"] == (
@@ -271,7 +276,7 @@ def _endpoint(name: str, config: str, status: str, reason: str | None = None) ->
 
 def _completed_job(stub: Stubber, job: str) -> None:
     """DescribeTrainingJob, CreateModel and CreateEndpointConfig of a job that completed."""
-    model = job.split("-")[1]
+    model = model_from_job_name(NAMES.name_prefix, job)
     stub.add_response(
         "describe_training_job",
         {
@@ -297,7 +302,7 @@ def recreate_failed_endpoint(w: World) -> None:
     deploy = w.function("deploy")
     old = _train_and_deploy(w, f"{NAMES.incoming}wine.csv")
     new = _upload_and_format(w, f"{NAMES.incoming}wine.csv", IRIS + b"\n")["run"]
-    endpoint = "dropfit-wine"
+    endpoint = f"{NAMES.name_prefix}-wine"
     failed = "The primary container did not pass the ping health check."
     missing = ("ValidationException", f"Could not find endpoint '{ARN}:endpoint/{endpoint}'.")
     with _stubbed(w, "deploy", "sagemaker") as stub:
@@ -349,7 +354,7 @@ def predict_paths(w: World, served: str) -> None:
     w.monkeypatch.setattr(w.modules["predict"].service, "allow_neighbors", True)
     endpoints = FakeEndpoints()
     endpoints.install(w.client("predict", "sagemaker-runtime"))
-    endpoints.variant["dropfit-iris"] = served
+    endpoints.variant[f"{NAMES.name_prefix}-iris"] = served
     body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]})
     headers = {"content-type": "application/json"}
     for query in ("", "neighbors=true"):
@@ -396,7 +401,7 @@ def sagemaker_role(recorder: Recorder, job: str) -> None:
             "DeployFunction", "CreateEndpointConfig", EndpointConfigName=job
         )
         backend.call("CreateEndpointConfig", json.loads(json.dumps(config)))
-        endpoint = "dropfit-iris"
+        endpoint = f"{NAMES.name_prefix}-iris"
         backend.call("CreateEndpoint", {"EndpointName": endpoint, "EndpointConfigName": job})
         state = _wait(
             lambda: backend.call("DescribeEndpoint", {"EndpointName": endpoint}),

@@ -153,7 +153,7 @@ def test_predict_reads_runs_metadata_and_nothing_else_in_the_bucket(
 ) -> None:
     predict = role_statements(template, "PredictFunctionRole")
     bucket = f"arn:aws:s3:::{NAMES.bucket}"
-    run = "datasets/iris/dropfit-iris-0a0a0a0a0a0a"
+    run = f"datasets/iris/{NAMES.name_prefix}-iris-0a0a0a0a0a0a"
 
     assert is_allowed(predict, Permission("s3:GetObject", f"{bucket}/{run}/metadata.json"))
     for other in (

@@ -302,7 +302,7 @@ def object_created(key: str, version_id: str | None, size: int = 1, etag: str = 
 
 def training_finished(job: str, status: str = "Completed", reason: str | None = None) -> dict:
     name = "training-completed.json" if status == "Completed" else "training-failed.json"
-    text = json.dumps(read_event(name)).replace("dropfit-iris-0123456789ab", job)
+    text = json.dumps(read_event(name)).replace(f"{NAMES.name_prefix}-iris-0123456789ab", job)
     event = json.loads(text)
     event["detail"]["TrainingJobStatus"] = status
     if reason is not None:
@@ -312,8 +312,8 @@ def training_finished(job: str, status: str = "Completed", reason: str | None = 
 
 def endpoint_changed(endpoint: str, config: str, status: str = "IN_SERVICE") -> dict:
     event = read_event("endpoint-in-service.json")
-    text = json.dumps(event).replace("dropfit-iris-0123456789ab", config)
-    event = json.loads(re.sub(r"dropfit-iris\b", endpoint, text))
+    text = json.dumps(event).replace(f"{NAMES.name_prefix}-iris-0123456789ab", config)
+    event = json.loads(re.sub(rf"{NAMES.name_prefix}-iris\b", endpoint, text))
     event["detail"]["EndpointStatus"] = status
     return event
 
