@@ -335,16 +335,19 @@ def report_paths(w: World, served: str) -> None:
     report = w.function("report")
     endpoints = FakeEndpoints()
     endpoints.install(w.client("report", "sagemaker-runtime"))
-    endpoints.variant["dropfit-iris"] = "dropfit-iris-000000000000"
-    assert report(endpoint_changed("dropfit-iris", served))["outcome"] == "superseded"
-    endpoints.variant["dropfit-iris"] = served
-    assert report(endpoint_changed("dropfit-iris", served))["outcome"] == "written"
-    assert report(endpoint_changed("dropfit-iris", served))["outcome"] == "duplicate"
+    endpoints.variant[f"{NAMES.name_prefix}-iris"] = f"{NAMES.name_prefix}-iris-000000000000"
+    assert report(endpoint_changed(f"{NAMES.name_prefix}-iris", served))["outcome"] == "superseded"
+    endpoints.variant[f"{NAMES.name_prefix}-iris"] = served
+    assert report(endpoint_changed(f"{NAMES.name_prefix}-iris", served))["outcome"] == "written"
+    assert report(endpoint_changed(f"{NAMES.name_prefix}-iris", served))["outcome"] == "duplicate"
     with _stubbed(w, "report", "sagemaker") as stub:
         for _ in range(async_attempts("ReportFunction")):
             stub.add_client_error("describe_endpoint", "ThrottlingException", "Rate exceeded")
         _fails_every_attempt(
-            w, "report", "ReportFunction", lambda: report(endpoint_changed("dropfit-iris", served))
+            w,
+            "report",
+            "ReportFunction",
+            lambda: report(endpoint_changed(f"{NAMES.name_prefix}-iris", served)),
         )
 
 
