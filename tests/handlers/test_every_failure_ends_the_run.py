@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from dropfit.records import TERMINAL, RunStatus
 
-from .support import Function, Stack, function_env, training_event
+from .support import ENDPOINT, Function, Stack, function_env, training_event
 
 KEY = "incoming/iris.csv"
 ATTEMPTS = int(function_env("format")["ASYNC_ATTEMPTS"])
@@ -214,7 +214,7 @@ def test_each_deploy_call_failing_ends_the_run_or_is_retried_to_success(
         # Retried to success: the endpoint was asked to serve the run (it says so once it is
         # in service, and its state-change event marks the run DEPLOYED).
         assert answer is not None, faults.failed
-        endpoint = stack.sagemaker.describe_endpoint(EndpointName="dropfit-iris")
+        endpoint = stack.sagemaker.describe_endpoint(EndpointName=ENDPOINT)
         assert endpoint["EndpointConfigName"] == job
 
 
