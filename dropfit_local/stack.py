@@ -49,7 +49,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from dropfit_cli.api import ApiClient, Auth, Bearer, NoAuth, SigV4
-from dropfit_local import faults, s3_sequencer
+from dropfit_local import dynamodb_atomic, faults, s3_sequencer
 from dropfit_local.api_gateway import LocalHttpApi
 from dropfit_local.authorizers import LOCAL_CREDENTIALS, LocalIssuer, authorizer_for
 from dropfit_local.event_delivery import (
@@ -263,6 +263,7 @@ class LocalStack:
     def _start_moto(self) -> None:
         _check_port_free(self.host, self._ports["aws"])
         s3_sequencer.install()  # S3's events order a key's uploads; moto's sequencer is constant
+        dynamodb_atomic.install()  # moto's UpdateItem shows half-written items to other threads
         moto = ThreadedMotoServer(ip_address=self.host, port=self._ports["aws"], verbose=False)
         moto.start()
         self._stops.append(("moto", moto.stop))
