@@ -115,22 +115,56 @@ def _reject_constant(name: str) -> float:
     raise UnprocessableRequest(f"{name} is not a finite number; send finite feature values.")
 
 
+class Cells:
+    """How a run with a fitted transform reads each feature: a number or a category (text), and
+    whether a missing value (JSON null, an empty CSV cell) may be filled in."""
+
+    def __init__(self, categorical: Sequence[bool], fillable: Sequence[bool]) -> None:
+        self.categorical = list(categorical)
+        self.fillable = list(fillable)
+
+    def value(self, j: int, value: Any, where: str) -> float | str | None:
+        if value is None or value == "":
+            if not self.fillable[j]:
+                raise UnprocessableRequest(
+                    f"{where} is missing; this model fills in no missing value there, send it."
+                )
+            return None
+        if not self.categorical[j]:
+            return _number(value, where)
+        if isinstance(value, str):
+            return value.strip()
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UnprocessableRequest(f"{where} must be a category (text), got {value!r:.40}.")
+        return str(value) if isinstance(value, int) else repr(value)
+
+    def cell(self, j: int, cell: str, where: str) -> float | str | None:
+        """A CSV cell (stripped, unquoted)."""
+        if self.categorical[j] or not cell:
+            return self.value(j, cell, where)
+        return _decimal(cell, where)
+
+
+Row = list[Any]  # numbers; with Cells: numbers, categories and None (missing)
+
+
 def parse_instances(
-    body: str, content_type: str | None, features: Sequence[str]
-) -> list[list[float]]:
+    body: str, content_type: str | None, features: Sequence[str], cells: Cells | None = None
+) -> list[Row]:
     """Feature rows in training order, from JSON ``{"instances": [...]}`` or a CSV body.
 
     A JSON instance is either a list of values in training order or an object keyed by feature
-    name. A CSV body may start with a header row naming the features (any order).
+    name. A CSV body may start with a header row naming the features (any order). With
+    ``cells`` (a run that transforms its features), values are read as it says.
     """
     media = _media_type(content_type)
     # A byte-order mark is not part of the text (uploads accept one too); RFC 8259 lets JSON
     # parsers ignore it, and Python's does for bytes.
     body = body.removeprefix("\ufeff")
     if media in JSON_TYPES:
-        rows = _parse_json(body, features)
+        rows = _parse_json(body, features, cells)
     elif media in CSV_TYPES:
-        rows = _parse_csv(body, features)
+        rows = _parse_csv(body, features, cells)
     else:
         raise UnsupportedMediaType(
             f"Content type {media!r} is not supported; send application/json or text/csv."
@@ -155,7 +189,7 @@ def _load_json(body: str) -> Any:
         return json.loads(body, parse_constant=_reject_constant, parse_int=_huge_integers_as_text)
 
 
-def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
+def _parse_json(body: str, features: Sequence[str], cells: Cells | None) -> list[Row]:
     try:
         document = _load_json(body)
     except RecursionError:
@@ -172,11 +206,12 @@ def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
             f"{len(instances)} instances in one request; at most {MAX_INSTANCES} are accepted."
         )
     n = len(features)
-    rows = _plain_rows(instances, n)
-    if rows is not None:
-        return rows
-    # Something is off: go value by value, to name the first offending one.
-    rows = []
+    plain = _plain_rows(instances, n) if cells is None or not any(cells.categorical) else None
+    if plain is not None:
+        return plain
+    # Something is off (or not all numbers): value by value, naming the first offending one.
+    read = cells.value if cells is not None else (lambda _, v, where: _number(v, where))
+    rows: list[Row] = []
     for i, instance in enumerate(instances):
         if isinstance(instance, list):
             if len(instance) != n:
@@ -184,7 +219,7 @@ def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
                     f"instances[{i}] has {len(instance)} values; the model expects {n}: "
                     f"{listing(features)}."
                 )
-            rows.append([_number(v, f"instances[{i}][{j}]") for j, v in enumerate(instance)])
+            rows.append([read(j, v, f"instances[{i}][{j}]") for j, v in enumerate(instance)])
         elif isinstance(instance, dict):
             missing = [name for name in features if name not in instance]
             unknown = [name for name in instance if name not in features]
@@ -197,7 +232,9 @@ def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
                 raise UnprocessableRequest(
                     f"instances[{i}] has {'; '.join(parts)}; the features are {listing(features)}."
                 )
-            rows.append([_number(instance[f], f"instances[{i}].{f}") for f in features])
+            rows.append(
+                [read(j, instance[f], f"instances[{i}].{f}") for j, f in enumerate(features)]
+            )
         else:
             raise UnprocessableRequest(
                 f"instances[{i}] must be a list of {n} numbers or an object keyed by feature name."
@@ -205,7 +242,19 @@ def _parse_json(body: str, features: Sequence[str]) -> list[list[float]]:
     return rows
 
 
-def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
+def _decimal(cell: str, where: str) -> float:
+    """A CSV cell that must be a finite decimal number within float32."""
+    if not DECIMAL.fullmatch(cell):
+        raise UnprocessableRequest(f"{where}: {excerpt(cell)!r} is not a finite decimal number.")
+    value = float(cell)
+    if not math.isfinite(value):  # e.g. 1e999
+        raise UnprocessableRequest(f"{where} must be a finite number.")
+    if abs(value) > FLOAT32_MAX:
+        raise UnprocessableRequest(_too_large(where, cell))
+    return value
+
+
+def _parse_csv(body: str, features: Sequence[str], cells: Cells | None) -> list[Row]:
     lines = [line.strip() for line in body.splitlines() if line.strip()]
     if not lines:
         return []
@@ -214,35 +263,22 @@ def _parse_csv(body: str, features: Sequence[str]) -> list[list[float]]:
     if _is_header(header, features):
         order = [header.index(name) for name in features]
         lines = lines[1:]
-    rows: list[list[float]] = []
+    rows: list[Row] = []
     for i, line in enumerate(lines, start=1):
-        cells = line.split(",")
-        if len(cells) != len(features):
+        fields = line.split(",")
+        if len(fields) != len(features):
             raise UnprocessableRequest(
-                f"CSV row {i} has {len(cells)} values; the model expects {len(features)}: "
+                f"CSV row {i} has {len(fields)} values; the model expects {len(features)}: "
                 f"{listing(features)}."
             )
-        row: list[float] = []
+        row: Row = []
         # the feature `name` sits in cell j of the body (a header may reorder them)
-        for name, j in zip(features, order, strict=True):
-            cell = cells[j].strip()
+        for k, (name, j) in enumerate(zip(features, order, strict=True)):
+            cell = fields[j].strip()
             if len(cell) >= 2 and cell[0] == cell[-1] == '"':
                 cell = cell[1:-1].strip()
-            if not DECIMAL.fullmatch(cell):
-                raise UnprocessableRequest(
-                    f"CSV row {i}, column {excerpt(name)!r}: {excerpt(cell)!r} is not a finite "
-                    "decimal number."
-                )
-            value = float(cell)
-            if not math.isfinite(value):  # e.g. 1e999
-                raise UnprocessableRequest(
-                    f"CSV row {i}, column {excerpt(name)!r} must be a finite number."
-                )
-            if abs(value) > FLOAT32_MAX:
-                raise UnprocessableRequest(
-                    _too_large(f"CSV row {i}, column {excerpt(name)!r}", cell)
-                )
-            row.append(value)
+            where = f"CSV row {i}, column {excerpt(name)!r}"
+            row.append(_decimal(cell, where) if cells is None else cells.cell(k, cell, where))
         rows.append(row)
     return rows
 

@@ -12,7 +12,6 @@ in sorted order; a category never seen there is all zeros, and the answer says s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,8 +91,16 @@ class Preprocessing:
         """How many numbers the model reads per instance (its feature_dim)."""
         return sum(len(c.categories) if c.kind == CATEGORY else 1 for c in self.columns)
 
-    def kinds(self) -> list[str]:
-        return [c.kind for c in self.columns]
+    def categorical(self) -> list[bool]:
+        return [c.kind == CATEGORY for c in self.columns]
+
+    def fillable(self) -> list[bool]:
+        """Which features may be missing at predict time: a number with a fitted median, or a
+        category when missing=median (all zeros, as an unseen one)."""
+        return [
+            c.median is not None if c.kind == NUMBER else self.missing == "median"
+            for c in self.columns
+        ]
 
     def to_json(self) -> dict[str, Any]:
         scale: dict[str, Any] = {"method": self.scale, "chosen_by": self.scale_chosen_by}
@@ -134,10 +141,11 @@ class Preprocessing:
         notes = Notes()
         for column, value in zip(self.columns, instance, strict=True):
             if column.kind == CATEGORY:
-                text = str(value)
-                if text not in column.categories:
-                    notes.unseen[column.name] = text
-                vector.extend(1.0 if text == c else 0.0 for c in column.categories)
+                if value is None:
+                    notes.imputed.append(column.name)
+                elif str(value) not in column.categories:
+                    notes.unseen[column.name] = str(value)
+                vector.extend(1.0 if value == c else 0.0 for c in column.categories)
                 continue
             if value is None:
                 if column.median is None:
@@ -148,8 +156,3 @@ class Preprocessing:
                 number = float(value)
             vector.append((number - column.offset) / column.divisor)
         return vector, notes
-
-
-def check_finite(vector: Sequence[float]) -> bool:
-    """Whether every value stays a finite float32 once scaled (a huge value may not)."""
-    return all(math.isfinite(v) and abs(v) <= 3.4028234663852886e38 for v in vector)

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dropfit.aws.s3 import Storage
-from dropfit.aws.sagemaker import EndpointState, SageMakerControl, SageMakerRuntime
+from dropfit.aws.sagemaker import (
+    EndpointState,
+    Invocation,
+    SageMakerControl,
+    SageMakerRuntime,
+    VariantNotServing,
+)
 from dropfit.aws.table import RunsTable
 from dropfit.errors import (
     ApiError,
@@ -20,7 +26,8 @@ from dropfit.errors import (
     UnprocessableRequest,
 )
 from dropfit.names import model_name_from_path
-from dropfit.prediction import parse_endpoint_answer, parse_instances, to_endpoint_csv
+from dropfit.prediction import Cells, parse_endpoint_answer, parse_instances, to_endpoint_csv
+from dropfit.preprocessing import Notes
 from dropfit.public import public_text
 from dropfit.records import ModelRecord, Run
 from dropfit.run_metadata import RunMetadata, RunMetadataStore
@@ -103,35 +110,53 @@ class ModelService:
     ) -> dict[str, Any]:
         if neighbors and not self.allow_neighbors:
             raise NeighborsDisabled(NEIGHBORS_DISABLED)
-        model = model_name_from_path(model)
+        return self._predict(model_name_from_path(model), body, content_type, neighbors)
+
+    def _predict(
+        self,
+        model: str,
+        body: str,
+        content_type: str | None,
+        neighbors: bool,
+        retried: bool = False,
+    ) -> dict[str, Any]:
         record, serving, from_cache = self._serving_model(model)
         expected = self._run(model, serving)
         try:
-            rows = parse_instances(body, content_type, expected.feature_names)
+            request = _Request.of(expected, body, content_type)
         except UnprocessableRequest:
             if not from_cache:
                 raise
             # A new run with other features may serve by now: judge by the current record.
             self._serving.pop(model, None)
-            return self.predict(model, body, content_type, neighbors)
+            return self._predict(model, body, content_type, neighbors, retried)
+        # A run with a fitted transform must answer the vectors made with it: aim at its variant.
+        pin = serving if request.transformed else None
         try:
-            invocation = self.runtime.invoke(
-                record.endpoint,
-                to_endpoint_csv(rows),
-                "text/csv",
-                VERBOSE_JSON if neighbors else JSON,
-            )
-        except ApiError:
-            self._serving.pop(model, None)  # the endpoint may have changed: read the record again
-            raise
+            invocation = self._invoke(record, request, neighbors, pin)
+        except VariantNotServing:
+            self._serving.pop(model, None)  # the update is done: the record is behind
+            if retried:
+                raise ModelNotReady("The model is being updated; retry shortly.", 1) from None
+            return self._predict(model, body, content_type, neighbors, retried=True)
         if invocation.variant is not None and invocation.variant != serving:
             self._serving.pop(model, None)  # a newer run answers: the record is behind
         # Map labels with the run whose variant answered: during an update both may answer.
         answered_run = invocation.variant or serving
         answered = self._run(model, answered_run)
+        if answered_run != serving and answered.transform() is not None:
+            # A newer run with a transform answered vectors not made with it: ask it again,
+            # with its own transform, aimed at it.
+            request = _Request.of(answered, body, content_type)
+            try:
+                invocation = self._invoke(record, request, neighbors, answered_run)
+            except VariantNotServing:
+                raise ModelNotReady("The model is being updated; retry shortly.", 1) from None
         predictions = parse_endpoint_answer(
-            invocation.body, len(rows), answered.label_map(), neighbors
+            invocation.body, request.count, answered.label_map(), neighbors
         )
+        for prediction, notes in zip(predictions, request.notes, strict=False):
+            prediction.update(notes.shown())
         return {
             "model": model,
             "run": answered_run,
@@ -139,6 +164,21 @@ class ModelService:
             "count": len(predictions),
             "predictions": predictions,
         }
+
+    def _invoke(
+        self, record: ModelRecord, request: _Request, neighbors: bool, variant: str | None
+    ) -> Invocation:
+        try:
+            return self.runtime.invoke(
+                record.endpoint,
+                request.payload,
+                "text/csv",
+                VERBOSE_JSON if neighbors else JSON,
+                variant,
+            )
+        except ApiError:
+            self._serving.pop(record.model, None)  # the endpoint may have changed: read again
+            raise
 
     def list_models(self) -> dict[str, Any]:
         models = sorted(self.table.list_models(), key=lambda m: m.model)
@@ -234,3 +274,25 @@ class ModelService:
             ),
             "report": self._report_link(model, deployed),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What one predict request sends the endpoint, made with one run's metadata."""
+
+    payload: bytes
+    count: int
+    transformed: bool  # made with the run's fitted transform
+    notes: list[Notes]  # per instance, what the transform had to do (empty: nothing)
+
+    @classmethod
+    def of(cls, run: RunMetadata, body: str, content_type: str | None) -> _Request:
+        spec = run.transform()
+        if spec is None:
+            rows = parse_instances(body, content_type, run.feature_names)
+            return cls(to_endpoint_csv(rows), len(rows), False, [])
+        raw = parse_instances(
+            body, content_type, run.feature_names, Cells(spec.categorical(), spec.fillable())
+        )
+        vectors, notes = zip(*map(spec.transform, raw), strict=True)
+        return cls(to_endpoint_csv(vectors), len(raw), True, list(notes))

@@ -129,16 +129,33 @@ class SageMakerRuntime:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def invoke(self, endpoint: str, body: bytes, content_type: str, accept: str) -> Invocation:
+    def invoke(
+        self,
+        endpoint: str,
+        body: bytes,
+        content_type: str,
+        accept: str,
+        variant: str | None = None,
+    ) -> Invocation:
+        """InvokeEndpoint; with ``variant``, only that production variant may answer (raises
+        :class:`VariantNotServing` once the endpoint has moved on from it)."""
+        target = {"TargetVariant": variant} if variant is not None else {}
         try:
             response = self.client.invoke_endpoint(
-                EndpointName=endpoint, Body=body, ContentType=content_type, Accept=accept
+                EndpointName=endpoint, Body=body, ContentType=content_type, Accept=accept, **target
             )
         except ClientError as error:
+            message = _message(error).lower()
+            if variant is not None and "variant" in message and "not found" in message:
+                raise VariantNotServing(variant) from None
             raise _runtime_error(error, endpoint) from None
         return Invocation(
             body=response["Body"].read(), variant=response.get("InvokedProductionVariant")
         )
+
+
+class VariantNotServing(RuntimeError):
+    """The production variant a request was aimed at no longer serves (an update finished)."""
 
 
 def _runtime_error(error: ClientError, endpoint: str) -> Exception:
