@@ -37,18 +37,26 @@ def _label(size: int) -> str:
 # --- the two children -----------------------------------------------------------------------
 
 
-def stream(csv: Path, out: Path) -> dict[str, Any]:
-    """Dropfit's formatter: two streaming passes, channels written as files."""
+# The options each streaming child formats with (metadata as an upload would give them).
+OPTIONS = {
+    "stream": {},
+    "stream_k_auto": {"k": "auto"},
+    "stream_scaled_k_auto": {"scale": "standard", "k": "auto"},
+}
+
+
+def stream(csv: Path, out: Path, options: dict[str, str] | None = None) -> dict[str, Any]:
+    """Dropfit's formatter: streaming passes, channels written as files."""
     from dropfit.dataset import TrainLayout, plan_dataset
-    from dropfit.options import UploadOptions
+    from dropfit.options import parse_options
 
     imported = peak_rss_mib()
     started = time.perf_counter()
-    plan = plan_dataset(lambda: csv.open("rb"), UploadOptions(), 1, TrainLayout())
+    plan = plan_dataset(lambda: csv.open("rb"), parse_options(options or {}), 1, TrainLayout())
     names = plan.train_object_names()
     train = [(out / "train" / name).open("wb") for name in names]
     with (out / "test.csv").open("wb") as test:
-        plan.write(train, test)
+        metadata = plan.write(train, test)
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
@@ -57,6 +65,7 @@ def stream(csv: Path, out: Path) -> dict[str, Any]:
         "rows": plan.metadata.n_rows,
         "train_objects": len(names),
         "engine": plan.engine,
+        "k": metadata.k,
     }
 
 
@@ -205,9 +214,56 @@ def _lambda_fit(seconds: float, mb: float, rows: int, peak_mib: float) -> Result
     )
 
 
+# --- k=auto: what cross-validation adds to the format time --------------------------------------
+
+K_AUTO_ROWS, K_AUTO_FEATURES = 100_000, 64
+K_AUTO_QUICK_ROWS = 10_000
+
+
+@benchmark("formatter_k_auto")
+def formatter_k_auto(ctx: Context) -> Iterator[Result]:
+    """k=auto's cost: the same upload formatted with k=1 and with k=auto (same run, same file)."""
+    rows = K_AUTO_QUICK_ROWS if ctx.quick else K_AUTO_ROWS
+    csv = synthetic.cached_csv(10**12, features=K_AUTO_FEATURES, rows=rows)
+    runs = 3 if ctx.quick else 5
+    measured: dict[str, list[dict[str, Any]]] = {kind: [] for kind in OPTIONS}
+    for _ in range(runs):  # interleaved: all see the same machine load
+        for kind in OPTIONS:
+            measured[kind].append(_measure(kind, csv, ctx.workdir / f"k-auto-{kind}"))
+    best = {kind: min(runs, key=lambda r: r["seconds"]) for kind, runs in measured.items()}
+    fixed, auto = best["stream"], best["stream_k_auto"]
+    yield Result(
+        f"formatter.k_auto_time.{rows // 1000}k_x_{K_AUTO_FEATURES}",
+        auto["seconds"],
+        "s",
+        baseline=fixed["seconds"],
+        target=None if ctx.quick else Target("ratio", "<=", 1.2),
+        detail={
+            "engine": auto["engine"],
+            "k_chosen": auto["k"],
+            "runs": runs,
+            "peak_mib": round(auto["peak_mib"], 1),
+            "baseline_peak_mib": round(fixed["peak_mib"], 1),
+        },
+    )
+    scaled = best["stream_scaled_k_auto"]
+    yield Result(
+        f"formatter.scaled_k_auto_time.{rows // 1000}k_x_{K_AUTO_FEATURES}",
+        scaled["seconds"],
+        "s",
+        baseline=fixed["seconds"],
+        detail={
+            "engine": scaled["engine"],
+            "k_chosen": scaled["k"],
+            "peak_mib": round(scaled["peak_mib"], 1),
+            "note": "scale=standard,k=auto: the three-pass numpy path (issue 13 optimises it)",
+        },
+    )
+
+
 def main(argv: list[str]) -> None:
     kind, csv, out = argv[0], Path(argv[1]), Path(argv[2])
-    measured = {"stream": stream, "naive": naive}[kind](csv, out)
+    measured = naive(csv, out) if kind == "naive" else stream(csv, out, OPTIONS[kind])
     print(json.dumps(measured))
 
 

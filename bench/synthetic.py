@@ -19,14 +19,16 @@ _VERSION = 1
 _ROWS_PER_CHUNK = 50_000
 
 
-def header() -> str:
-    names = [f"f{i}" for i in range(FEATURES)]
+def header(features: int = FEATURES) -> str:
+    names = [f"f{i}" for i in range(features)]
     names.insert(LABEL_AT, "species")
     return ",".join(names)
 
 
-def write_csv(path: Path, size_bytes: int, seed: int = 0) -> Path:
-    """Write a CSV of about ``size_bytes`` (whole rows) to ``path``."""
+def write_csv(
+    path: Path, size_bytes: int, seed: int = 0, features: int = FEATURES, rows: int | None = None
+) -> Path:
+    """Write a CSV of about ``size_bytes`` (whole rows), or of ``rows`` rows, to ``path``."""
     rng = np.random.default_rng(seed)
     # A pool of decimal texts with 1 to 5 decimals, as measured data tends to have.
     values = rng.normal(0.0, 10.0, 200_000)
@@ -36,32 +38,41 @@ def write_csv(path: Path, size_bytes: int, seed: int = 0) -> Path:
     written = 0
     tmp = path.with_suffix(".partial")
     with tmp.open("w", encoding="ascii", newline="\n") as out:
-        line = header() + "\n"
+        line = header(features) + "\n"
         out.write(line)
         written += len(line)
-        while written < size_bytes:
-            cells = pool[rng.integers(0, pool.size, (_ROWS_PER_CHUNK, FEATURES))].astype(object)
+        left = rows if rows is not None else -1
+        while written < size_bytes and left != 0:
+            cells = pool[rng.integers(0, pool.size, (_ROWS_PER_CHUNK, features))].astype(object)
             labels = classes[rng.integers(0, len(classes), _ROWS_PER_CHUNK)].astype(object)
             table = np.concatenate(
                 [cells[:, :LABEL_AT], labels[:, None], cells[:, LABEL_AT:]], axis=1
             )
-            rows = [",".join(row) + "\n" for row in table.tolist()]
-            for row in rows:
+            lines = [",".join(row) + "\n" for row in table.tolist()]
+            for row in lines:
                 out.write(row)
                 written += len(row)
-                if written >= size_bytes:
+                left -= 1
+                if written >= size_bytes or left == 0:
                     break
     tmp.replace(path)
     return path
 
 
-def cached_csv(size_bytes: int, seed: int = 0, directory: Path | None = None) -> Path:
-    """The synthetic CSV of this size, written once into a temporary cache directory."""
+def cached_csv(
+    size_bytes: int,
+    seed: int = 0,
+    directory: Path | None = None,
+    features: int = FEATURES,
+    rows: int | None = None,
+) -> Path:
+    """The synthetic CSV of this size (or row count), written once into a temporary cache."""
     root = directory or Path(
         os.environ.get("DROPFIT_BENCH_DATA", Path(tempfile.gettempdir()) / "dropfit-bench")
     )
     root.mkdir(parents=True, exist_ok=True)
-    path = root / f"synthetic-v{_VERSION}-{size_bytes}-{seed}.csv"
+    shape = "" if (features, rows) == (FEATURES, None) else f"-{features}x{rows}"
+    path = root / f"synthetic-v{_VERSION}-{size_bytes}-{seed}{shape}.csv"
     if not path.exists():
-        write_csv(path, size_bytes, seed)
+        write_csv(path, size_bytes, seed, features, rows)
     return path

@@ -138,14 +138,14 @@ class Local:
         return ((description or {}).get("latest_run") or {}).get("run")
 
     def wait_for_new_run(self, model: str, previous: str | None = None) -> dict[str, Any]:
-        """Wait until a run other than ``previous`` is served (DEPLOYED) or FAILED."""
+        """Wait until a run other than ``previous`` is served (DEPLOYED), FAILED or REJECTED."""
         deadline = time.monotonic() + RUN_SECONDS
         while time.monotonic() < deadline:
             description = self.describe(model)
             latest = (description or {}).get("latest_run") or {}
             if description and latest.get("run") not in (None, previous):
                 served = (description.get("deployed_run") or {}).get("run") == latest["run"]
-                if latest.get("status") == "FAILED" or (
+                if latest.get("status") in ("FAILED", "REJECTED") or (
                     served and description["status"] == "ready"
                 ):
                     return description
