@@ -206,6 +206,7 @@ class Stack:
         predictor_type: str = "classifier",
         metrics: dict[str, float] | None = None,
         reason: str | None = None,
+        preprocessing: dict[str, Any] | None = None,
     ) -> Run:
         """A run as the format (and deploy) functions record it, and its model pointing at it.
 
@@ -231,7 +232,9 @@ class Stack:
             metrics=metrics,
         )
         if status is not RunStatus.FORMATTING:
-            self.put_run_metadata(model, job, feature_names, class_names, predictor_type)
+            self.put_run_metadata(
+                model, job, feature_names, class_names, predictor_type, preprocessing=preprocessing
+            )
         assert self.runs.claim_run(run)
         assert self.runs.record_upload(model, f"{PREFIX}-{model}", job, upload_order(sequencer))
         return run
@@ -243,8 +246,11 @@ class Stack:
         features: list[str],
         classes: list[str] | None,
         predictor_type: str = "classifier",
+        *,
+        preprocessing: dict[str, Any] | None = None,
     ) -> None:
-        """The run's metadata.json, as the formatter writes it."""
+        """The run's metadata.json, as the formatter writes it (with a fitted transform)."""
+        fitted = {"preprocessing": preprocessing} if preprocessing is not None else {}
         metadata = RunMetadata(
             label_column="Species",
             feature_names=features,
@@ -257,6 +263,7 @@ class Stack:
             random_state=0,
             k=1,
             sample_size=112,
+            **fitted,
         )
         key = metadata_key(function_env("format")["DATASETS_PREFIX"], model, job)
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=metadata.to_json())
@@ -663,8 +670,10 @@ class RuntimeScript(_Script):
         *,
         endpoint: str = ENDPOINT,
         verbose: bool = False,
+        target: str | None = None,
     ) -> None:
-        """Expect exactly this k-NN request (text/csv rows) and answer as `variant`."""
+        """Expect exactly this k-NN request (text/csv rows, aimed at the variant ``target``)
+        and answer as `variant`."""
         body = json.dumps(answer).encode()
         self.stubber.add_response(
             "invoke_endpoint",
@@ -678,7 +687,8 @@ class RuntimeScript(_Script):
                 "Body": request_csv,
                 "ContentType": "text/csv",
                 "Accept": "application/json; verbose=true" if verbose else "application/json",
-            },
+            }
+            | ({"TargetVariant": target} if target is not None else {}),
         )
 
     def fails(

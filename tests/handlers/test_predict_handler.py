@@ -406,6 +406,75 @@ def test_regressor_answers_numbers(
     }
 
 
+# A run fitted with scale=standard, encode=onehot, missing=median (its metadata.json).
+FITTED = {
+    "scale": {"method": "standard", "chosen_by": "option"},
+    "encode": {"method": "onehot"},
+    "missing": {"method": "median", "rows_dropped": 0, "values_filled": 2},
+    "columns": [
+        {"name": "rooms", "kind": "number", "offset": 4.0, "divisor": 2.0, "median": 3.0},
+        {"name": "town", "kind": "category", "categories": ["north", "south"]},
+    ],
+}
+
+
+def _seed_fitted(stack: Stack) -> str:
+    job = "dropfit-homes-0b0b0b0b0b0b"
+    run = stack.seed_run(
+        job,
+        RunStatus.DEPLOYED,
+        created_at=OLD_AT,
+        model="homes",
+        features=["rooms", "town"],
+        predictor_type="regressor",
+        preprocessing=FITTED,
+    )
+    stack.seed_model("homes", desired=run, deployed=job)
+    return job
+
+
+def test_a_fitted_run_gets_raw_values_transformed_and_only_its_variant_answers(
+    stack: Stack, predict_function: Function, runtime: RuntimeScript
+) -> None:
+    job = _seed_fitted(stack)
+    # rooms 8 -> (8 - 4) / 2; rooms missing -> median 3 -> -0.5; town one-hot, "west" unseen
+    runtime.answers(
+        b"2.0,0.0,1.0\n-0.5,0.0,0.0",
+        {"predictions": [{"predicted_label": 310.0}, {"predicted_label": 150.0}]},
+        job,
+        endpoint="dropfit-homes",
+        target=job,
+    )
+    body = {"instances": [{"rooms": 8, "town": "south"}, {"rooms": None, "town": "west"}]}
+
+    answer = _call(predict_function, predict_event("homes", json.dumps(body)))
+
+    runtime.assert_done()
+    assert answer.status == 200, answer.body
+    assert answer.body["predictions"] == [
+        {"label": 310.0},
+        {"label": 150.0, "unseen_categories": {"town": "west"}, "imputed": ["rooms"]},
+    ]
+
+
+def test_a_fitted_run_whose_variant_no_longer_serves_is_not_answered_by_another(
+    stack: Stack, predict_function: Function, runtime: RuntimeScript
+) -> None:
+    job = _seed_fitted(stack)
+    gone = f"Variant {job} not found for endpoint dropfit-homes."
+    runtime.fails("ValidationError", gone, 400)
+    runtime.fails("ValidationError", gone, 400)  # the record, read again, still names it
+
+    answer = _call(
+        predict_function, predict_event("homes", '{"instances": [{"rooms": 8, "town": "south"}]}')
+    )
+
+    runtime.assert_done()
+    assert answer.status == 503
+    assert answer.body["error"]["code"] == "ModelNotReady"
+    assert answer.headers["Retry-After"] == "1"
+
+
 # --------------------------------------------------------------------------- request errors
 
 

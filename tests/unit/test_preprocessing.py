@@ -55,9 +55,9 @@ def test_every_test_row_predict_sends_is_the_row_the_test_channel_holds() -> Non
         for _, row in test_rows.iterrows()
     ]
 
-    request = _Request.of(
-        _metadata(formatted.metadata), json.dumps({"instances": instances}), "application/json"
-    )
+    metadata = _metadata(formatted.metadata)
+    body = json.dumps({"instances": instances})
+    request = _Request.of(metadata, metadata.transform(), body, "application/json")
 
     channel = [line.split(",", 1)[1] for line in formatted.test_csv.decode().splitlines()]
     assert request.payload.decode().splitlines() == channel
@@ -88,7 +88,8 @@ def test_an_unseen_category_is_all_zeros_and_the_answer_says_so() -> None:
     formatted = format_dataset(_upload(), UploadOptions(**OPTIONS), 1)  # type: ignore[arg-type]
     body = json.dumps({"instances": [{"size": 1000.0, "ratio": None, "colour": "purple"}]})
 
-    request = _Request.of(_metadata(formatted.metadata), body, "application/json")
+    metadata = _metadata(formatted.metadata)
+    request = _Request.of(metadata, metadata.transform(), body, "application/json")
 
     [vector] = [line.split(",") for line in request.payload.decode().splitlines()]
     assert vector[2:] == ["0.0", "0.0", "0.0"]

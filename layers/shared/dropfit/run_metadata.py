@@ -74,8 +74,9 @@ class RunMetadata:
 
     def transform(self) -> Preprocessing | None:
         """The transform predict applies before InvokeEndpoint; None when features go as sent."""
-        spec = Preprocessing.from_json(self.preprocessing)
-        return spec if spec.columns else None
+        if not self.preprocessing.get("columns"):
+            return None  # the default options: cheap to tell, on every request
+        return Preprocessing.from_json(self.preprocessing)
 
     @classmethod
     def from_json(cls, data: bytes) -> Self:

@@ -27,7 +27,7 @@ from dropfit.errors import (
 )
 from dropfit.names import model_name_from_path
 from dropfit.prediction import Cells, parse_endpoint_answer, parse_instances, to_endpoint_csv
-from dropfit.preprocessing import Notes
+from dropfit.preprocessing import Notes, Preprocessing
 from dropfit.public import public_text
 from dropfit.records import ModelRecord, Run
 from dropfit.run_metadata import RunMetadata, RunMetadataStore
@@ -60,6 +60,8 @@ class ModelService:
     clock: Callable[[], float] = time.monotonic
     # A run's features and label map never change: cache them for the life of the container.
     _runs: dict[tuple[str, str], RunMetadata] = field(default_factory=dict)
+    # A run's fitted transform (None: features go as sent), parsed once per run.
+    _transforms: dict[tuple[str, str], Preprocessing | None] = field(default_factory=dict)
     # Models with a serving run, as last read, and when (see MODEL_RECORD_TTL_SECONDS).
     _serving: dict[str, tuple[float, ModelRecord]] = field(default_factory=dict)
 
@@ -123,7 +125,7 @@ class ModelService:
         record, serving, from_cache = self._serving_model(model)
         expected = self._run(model, serving)
         try:
-            request = _Request.of(expected, body, content_type)
+            request = _Request.of(expected, self._transform(model, serving), body, content_type)
         except UnprocessableRequest:
             if not from_cache:
                 raise
@@ -144,10 +146,11 @@ class ModelService:
         # Map labels with the run whose variant answered: during an update both may answer.
         answered_run = invocation.variant or serving
         answered = self._run(model, answered_run)
-        if answered_run != serving and answered.transform() is not None:
+        answered_transform = self._transform(model, answered_run)
+        if answered_run != serving and answered_transform is not None:
             # A newer run with a transform answered vectors not made with it: ask it again,
             # with its own transform, aimed at it.
-            request = _Request.of(answered, body, content_type)
+            request = _Request.of(answered, answered_transform, body, content_type)
             try:
                 invocation = self._invoke(record, request, neighbors, answered_run)
             except VariantNotServing:
@@ -164,6 +167,12 @@ class ModelService:
             "count": len(predictions),
             "predictions": predictions,
         }
+
+    def _transform(self, model: str, job: str) -> Preprocessing | None:
+        key = (model, job)
+        if key not in self._transforms:
+            self._transforms[key] = self._run(model, job).transform()
+        return self._transforms[key]
 
     def _invoke(
         self, record: ModelRecord, request: _Request, neighbors: bool, variant: str | None
@@ -286,8 +295,9 @@ class _Request:
     notes: list[Notes]  # per instance, what the transform had to do (empty: nothing)
 
     @classmethod
-    def of(cls, run: RunMetadata, body: str, content_type: str | None) -> _Request:
-        spec = run.transform()
+    def of(
+        cls, run: RunMetadata, spec: Preprocessing | None, body: str, content_type: str | None
+    ) -> _Request:
         if spec is None:
             rows = parse_instances(body, content_type, run.feature_names)
             return cls(to_endpoint_csv(rows), len(rows), False, [])
