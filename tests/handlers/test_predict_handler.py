@@ -419,7 +419,7 @@ FITTED = {
 
 
 def _seed_fitted(stack: Stack) -> str:
-    job = "dropfit-homes-0b0b0b0b0b0b"
+    job = f"{PREFIX}-homes-0b0b0b0b0b0b"
     run = stack.seed_run(
         job,
         RunStatus.DEPLOYED,
@@ -442,7 +442,7 @@ def test_a_fitted_run_gets_raw_values_transformed_and_only_its_variant_answers(
         b"2.0,0.0,1.0\n-0.5,0.0,0.0",
         {"predictions": [{"predicted_label": 310.0}, {"predicted_label": 150.0}]},
         job,
-        endpoint="dropfit-homes",
+        endpoint=f"{PREFIX}-homes",
         target=job,
     )
     body = {"instances": [{"rooms": 8, "town": "south"}, {"rooms": None, "town": "west"}]}
@@ -461,7 +461,7 @@ def test_a_fitted_run_whose_variant_no_longer_serves_is_not_answered_by_another(
     stack: Stack, predict_function: Function, runtime: RuntimeScript
 ) -> None:
     job = _seed_fitted(stack)
-    gone = f"Variant {job} not found for endpoint dropfit-homes."
+    gone = f"Variant {job} not found for endpoint {PREFIX}-homes."
     runtime.fails("ValidationError", gone, 400)
     runtime.fails("ValidationError", gone, 400)  # the record, read again, still names it
 
