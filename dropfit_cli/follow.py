@@ -15,6 +15,10 @@ from typing import Any
 from dropfit_cli.api import ApiClient
 
 STAGES = ("formatting", "training", "deploying", "ready")
+# Answers worth asking again while following (throttled, or a server error that may pass), and
+# how many in a row end the follow.
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRIES = 5
 # Run statuses (docs/openapi.yaml) -> the stage a person follows.
 _STAGE_OF_STATUS = {
     "FORMATTING": "formatting",
@@ -106,8 +110,13 @@ def follow(
 ) -> RunWatch:
     """Poll until the run ends or ``timeout`` passes (``watch.done`` says which)."""
     deadline = time.monotonic() + timeout
+    failures = 0
     while time.monotonic() < deadline:
         answer = api.get(f"models/{model}")
+        failures = failures + 1 if answer.status in RETRIED_STATUSES else 0
+        if 0 < failures <= MAX_RETRIES:
+            time.sleep(poll_seconds)
+            continue
         if answer.status == 200:
             if watch.observe(answer.json()):
                 on_change(watch)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
+import pytest
 from rich.console import Console
 
-from dropfit_cli.follow import RunWatch
+from dropfit_cli.api import Response
+from dropfit_cli.follow import MAX_RETRIES, FollowError, RunWatch, follow
 from dropfit_cli.output import stage_table
 
 OLD, NEW = "dropfit-iris-000000000000", "dropfit-iris-111111111111"
@@ -92,3 +95,31 @@ def test_an_upload_refused_for_a_name_another_key_owns_ends_with_the_reason() ->
     refusal = {"key": "team/iris.csv", "reason": reason, "at": "2026-12-04T15:00:00Z"}
     assert following.observe({**owner, "refused_upload": refusal}, now=100.4)
     assert (following.outcome, following.reason, following.run) == ("refused", reason, None)
+
+
+class Answers:
+    """An API whose GET answers come from a script: (status, body) pairs."""
+
+    def __init__(self, *answers: tuple[int, dict]) -> None:
+        self.answers = list(answers)
+
+    def get(self, path: str) -> Response:
+        status, body = self.answers.pop(0)
+        return Response(status, {}, json.dumps(body).encode())
+
+
+def test_a_passing_server_error_while_following_is_asked_again() -> None:
+    api = Answers(
+        (500, {"error": {"code": "InternalError", "message": "Internal error."}}),
+        (429, {"message": "Too Many Requests"}),
+        (200, described(NEW, "DEPLOYED", ready_with=NEW)),
+    )
+    done = follow(api, "iris", watch(), timeout=10, poll_seconds=0)  # type: ignore[arg-type]
+    assert done.outcome == "ready"
+
+
+def test_server_errors_that_last_end_the_follow() -> None:
+    error = (500, {"error": {"code": "InternalError", "message": "Internal error."}})
+    api = Answers(*[error] * (MAX_RETRIES + 1))
+    with pytest.raises(FollowError, match="500"):
+        follow(api, "iris", watch(), timeout=10, poll_seconds=0)  # type: ignore[arg-type]
