@@ -8,7 +8,10 @@ PYTHON313 ?= $(shell for p in "$$(command -v python3.13 2>/dev/null)" $$(ls -d $
   [ -n "$$p" ] && [ -x "$$p" ] && "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && { echo "$$p"; break; }; done)
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen --no-sync
-PY313_DIR := $(dir $(PYTHON313))
+# sam build runs pip with the python3.13 first on PATH: the venv's has no pip, so pick one that does.
+PIP313 ?= $(shell for p in "$$(command -v python3.13 2>/dev/null)" $$(ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 2>/dev/null | sort -V); do \
+  [ -n "$$p" ] && [ -x "$$p" ] && "$$p" -c 'import sys, pip; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && { echo "$$p"; break; }; done)
+PY313_DIR := $(dir $(PIP313))
 REGION ?= us-east-1
 
 .PHONY: help install demo up test test-fast load load-quick lint format validate build build-local deploy clean
