@@ -47,7 +47,7 @@ def test_train_follows_every_stage_and_ends_with_metrics_and_a_predict_call(
     assert shown == list(STAGE_WORDS)  # formatting -> training -> deploying -> ready
     assert "test:accuracy 0.9736842105263158" in trained.output
     assert "try it: dropfit predict cli-iris 5.1 3.5 1.4 0.2" in trained.output
-    summary = next(line for line in lines if line.startswith("run dropfit-cli-iris-"))
+    summary = next(line for line in lines if line.startswith("run ") and ": ready (" in line)
     for stage in STAGE_WORDS[:-1]:
         assert f"{stage} " in summary  # each stage's time
 
@@ -93,7 +93,7 @@ def test_models_and_status_show_the_served_run(trained: Result, dropfit: CliRunn
     status = dropfit.invoke(cli, ["status", "cli-iris"])
     assert status.exit_code == 0, status.output
     assert "ready" in status.output and "Sepal.Length" in status.output
-    assert "dropfit-cli-iris (InService)" in status.output
+    assert "(InService)" in status.output
     described = json.loads(dropfit.invoke(cli, ["status", "cli-iris", "--json"]).output)
     assert described["status"] == "ready"
 
