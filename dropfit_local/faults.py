@@ -94,10 +94,14 @@ def inject(
 
 def fired(directory: Path | str, target: str) -> int:
     """How many times the fault last injected on ``target`` has fired (0 if none)."""
-    try:
-        spec = json.loads(_path(Path(directory), target).read_text())
-    except FileNotFoundError:
-        return 0
+    directory = Path(directory)
+    # Under the lock: a claim rewrites the file, and a read between its truncation and its write
+    # would see it empty.
+    with _locked(directory):
+        try:
+            spec = json.loads(_path(directory, target).read_text())
+        except FileNotFoundError:
+            return 0
     return int(spec["fired"])
 
 

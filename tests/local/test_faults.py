@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,6 +51,20 @@ def test_concurrent_claims_fire_a_fault_exactly_as_often_as_injected(tmp_path: P
         )
 
     assert sorted(f.firing for f in claimed if f is not None) == [1, 2, 3, 4, 5]
+
+
+def test_fired_never_reads_a_fault_a_claim_is_rewriting(tmp_path: Path) -> None:
+    target = "function:DeployFunction"
+    faults.inject(tmp_path, target, 3)
+    path = tmp_path / "function-DeployFunction.json"
+    rewritten = {**json.loads(path.read_text()), "fired": 1}
+    with ThreadPoolExecutor(1) as pool, faults._locked(tmp_path):
+        path.write_text("")  # a claim holds the lock, between truncating and writing
+        read = pool.submit(faults.fired, tmp_path, target)
+        time.sleep(0.2)  # the reader is waiting for the lock (or, without it, has read "")
+        path.write_text(json.dumps(rewritten))
+
+    assert read.result(timeout=5) == 1
 
 
 def test_clear_removes_one_fault_or_every_fault(tmp_path: Path) -> None:
