@@ -4,8 +4,8 @@ The stack's functions create SageMaker resources at run time, outside CloudForma
 jobs, models, endpoint configs and one serverless endpoint per model. `sam delete` knows none of
 them. :func:`destroy` finds them through the stack itself: its ``SageMakerNamePrefix`` output
 and its table of models. A resource is the stack's when its name is the endpoint of one of those
-models (``<prefix>-<model>``) or a run of one (``<prefix>-<model>-<12 hex digits>``), so another stack
-that shares the prefix keeps the resources of its own models.
+models (``<prefix>-<model>``) or a run of one (``<prefix>-<model>-<12 hex digits>``), so
+another stack that shares the prefix keeps the resources of its own models.
 
 Training jobs cannot be deleted: those still running are stopped. The bucket and the table are
 retained by ``sam delete`` (they hold the uploads and the run history); :attr:`DestroySummary.
