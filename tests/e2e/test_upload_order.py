@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 def _run_of(local: Local, version: str) -> str:
     key = f"{local.incoming}retry.csv"
-    return job_name("dropfit", "retry", source_digest(local.bucket, key, version))
+    return job_name(local.prefix, "retry", source_digest(local.bucket, key, version))
 
 
 def test_a_retried_older_upload_never_deploys_over_the_newer_one(local: Local) -> None:
