@@ -53,6 +53,7 @@ FUNCTIONS = {
     "DeployFunction": settings.DeploySettings.env_names(),
     "PredictFunction": settings.PredictSettings.env_names(),
     "ReportFunction": settings.ReportSettings.env_names(),
+    "ManageFunction": settings.ManageSettings.env_names(),
 }
 POWERTOOLS_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME",

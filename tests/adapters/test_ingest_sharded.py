@@ -27,7 +27,9 @@ class Table:
     def claim_model(self, model: str, endpoint: str, source_key: str) -> str | None:
         return None  # the key owns its model name
 
-    def record_upload(self, model: str, endpoint: str, job: str, order: str | None) -> bool:
+    def record_upload(
+        self, model: str, endpoint: str, job: str, order: str | None, *, created_at: str
+    ) -> bool:
         return True
 
     def update_run(self, model: str, job: str, **changes: Any) -> bool:

@@ -73,6 +73,11 @@ def report_function(load: Loader) -> Function:
 
 
 @pytest.fixture
+def manage_function(load: Loader) -> Function:
+    return Function(load("manage"), LambdaContextStub(function_name="dropfit-manage"))
+
+
+@pytest.fixture
 def deployed(stack: Stack) -> Run:
     """iris is trained and deployed: the endpoint serves OLD."""
     old = stack.seed_run(OLD, RunStatus.DEPLOYED, created_at=OLD_AT, metrics=METRICS)

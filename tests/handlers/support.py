@@ -26,7 +26,13 @@ from dropfit.aws.table import RunsTable
 from dropfit.records import ModelRecord, Run, RunStatus
 from dropfit.run_metadata import RunMetadata, metadata_key
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
-from dropfit.settings import DeploySettings, FormatSettings, PredictSettings, ReportSettings
+from dropfit.settings import (
+    DeploySettings,
+    FormatSettings,
+    ManageSettings,
+    PredictSettings,
+    ReportSettings,
+)
 from dropfit.upload_order import upload_order
 
 from tests.template_utils import ROOT, load_template
@@ -44,12 +50,17 @@ OLD_AT = "2025-03-14T09:00:00.000Z"
 NEW_AT = "2025-03-14T10:00:00.000Z"
 METRICS = {"test:accuracy": 0.9736842105263158}
 _SETTINGS: dict[
-    str, tuple[str, type[FormatSettings | DeploySettings | PredictSettings | ReportSettings]]
+    str,
+    tuple[
+        str,
+        type[FormatSettings | DeploySettings | PredictSettings | ReportSettings | ManageSettings],
+    ],
 ] = {
     "format": ("FormatFunction", FormatSettings),
     "deploy": ("DeployFunction", DeploySettings),
     "predict": ("PredictFunction", PredictSettings),
     "report": ("ReportFunction", ReportSettings),
+    "manage": ("ManageFunction", ManageSettings),
 }
 
 
@@ -236,7 +247,9 @@ class Stack:
                 model, job, feature_names, class_names, predictor_type, preprocessing=preprocessing
             )
         assert self.runs.claim_run(run)
-        assert self.runs.record_upload(model, f"{PREFIX}-{model}", job, upload_order(sequencer))
+        assert self.runs.record_upload(
+            model, f"{PREFIX}-{model}", job, upload_order(sequencer), created_at=created_at
+        )
         return run
 
     def put_run_metadata(
@@ -493,6 +506,21 @@ def get_event(path: str) -> dict[str, Any]:
     else:
         event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
         del event["pathParameters"]
+    return event
+
+
+def api_event(method: str, path: str, body: str | None = None) -> dict[str, Any]:
+    """`method path` on one of the API's /models/{model}... routes, as API Gateway sends it."""
+    parts = path.strip("/").split("/")
+    template = "/models/{model}" + "".join(f"/{part}" for part in parts[2:])
+    event = read_event("api-get-model.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {template}"
+    event["pathParameters"] = {"model": parts[1]}
+    if body is not None:
+        event["body"] = body
+        event["headers"]["content-type"] = "application/json"
     return event
 
 

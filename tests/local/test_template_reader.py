@@ -330,6 +330,7 @@ def test_real_template_functions_get_every_variable_their_settings_read(real: St
         "DeployFunction": settings.DeploySettings,
         "PredictFunction": settings.PredictSettings,
         "ReportFunction": settings.ReportSettings,
+        "ManageFunction": settings.ManageSettings,
     }
     assert {f.logical_id for f in real.functions} == set(expected)
     for function in real.functions:

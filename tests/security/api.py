@@ -1,8 +1,9 @@
-"""The predict function as an HTTP API in process, and docs/openapi.yaml as the judge of answers.
+"""The HTTP API's functions in process, and docs/openapi.yaml as the judge of answers.
 
 ``PredictApi`` seeds models in every state the API can meet (moto's table and SageMaker control
 plane; a fake k-NN runtime), and serves requests the way API Gateway would hand them to the
-function: as a WSGI app for schemathesis, or event by event.
+function of their route (predict, or manage for the lifecycle routes): as a WSGI app for
+schemathesis, or event by event.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dropfit.run_metadata import RunMetadata, metadata_key
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
 
 from tests.security.scenarios import FakeEndpoints
-from tests.security.world import NAMES, World, http_event, route_of
+from tests.security.world import NAMES, World, function_of, http_event, route_of
 from tests.template_utils import ROOT
 
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
@@ -127,7 +128,9 @@ class PredictApi:
                 )
             assert runs.claim_run(run)
             endpoint = f"{NAMES.name_prefix}-{seed.model}"
-            assert runs.record_upload(seed.model, endpoint, seed.run, None)
+            assert runs.record_upload(
+                seed.model, endpoint, seed.run, None, created_at=run.created_at
+            )
             if not seed.served:
                 continue
             runs.update_model(seed.model, desired_run=seed.run, deployed_run=seed.run)
@@ -157,7 +160,8 @@ class PredictApi:
         sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=seed.run)
 
     def call(self, event: dict[str, Any]) -> Answer:
-        response = self.handler(event)
+        name = function_of(event["routeKey"])
+        response = (self.handler if name == "predict" else self.world.function(name))(event)
         answer = Answer(
             status=int(response["statusCode"]),
             headers={k.lower(): v for k, v in (response.get("headers") or {}).items()},

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import re
@@ -239,6 +240,15 @@ OPERATION_ACTIONS = {
     ("s3", "UploadPart"): "PutObject",
     ("s3", "CompleteMultipartUpload"): "PutObject",
 }
+# TransactWriteItems has no IAM action of its own: each of its items is authorised as the single-
+# item action it performs, on its table (DynamoDB developer guide, "Using IAM with DynamoDB
+# transactions").
+TRANSACTION_ITEM_ACTIONS = {
+    "ConditionCheck": "ConditionCheckItem",
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+}
 # Reading a given version needs the *Version action (same table).
 VERSIONED_ACTIONS = {("s3", "GetObject"): "GetObjectVersion"}
 
@@ -334,6 +344,15 @@ def _arn(template: str, params: Mapping[str, Any]) -> str | None:
 
 def required_permissions(call: Call) -> list[Permission]:
     """What IAM checks for ``call``: its action on each resource it names, and dependents."""
+    if (call.service, call.operation) == ("dynamodb", "TransactWriteItems"):
+        return [
+            permission
+            for item in call.params["TransactItems"]
+            for kind, params in item.items()
+            for permission in required_permissions(
+                dataclasses.replace(call, operation=TRANSACTION_ITEM_ACTIONS[kind], params=params)
+            )
+        ]
     action = action_of(call)
     service, name = action.split(":", 1)
     info = get_privilege_info(service, name)

@@ -297,6 +297,68 @@ def _completed_job(stub: Stubber, job: str) -> None:
     )
 
 
+def prune_paths(w: World, first: str, second: str) -> list[str]:
+    """Two more iris runs deployed (updates scripted): the oldest run beyond KEEP_RUNS (3) loses
+    its endpoint config and model. Returns the runs that keep theirs, oldest first."""
+    deploy = w.function("deploy")
+    endpoint = "dropfit-iris"
+    kept, serving = [second], second
+    for blank_lines in (3, 4):  # the third upload of deploy_paths failed its training
+        job = _upload_and_format(w, f"{NAMES.incoming}iris.csv", IRIS + b"\n" * blank_lines)["run"]
+        with _stubbed(w, "deploy", "sagemaker") as stub:
+            _completed_job(stub, job)
+            stub.add_response("describe_endpoint", _endpoint(endpoint, serving, "InService"))
+            stub.add_response(
+                "update_endpoint",
+                {"EndpointArn": f"{ARN}:endpoint/{endpoint}"},
+                {"EndpointName": endpoint, "EndpointConfigName": job},
+            )
+            stub.add_response("describe_endpoint", _endpoint(endpoint, job, "InService"))
+            if blank_lines == 4:
+                stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": first})
+                stub.add_response("delete_model", {}, {"ModelName": first})
+            assert deploy(training_finished(job))["outcome"] == "update"
+            assert deploy(endpoint_changed(endpoint, job))["outcome"] == "none"
+            stub.assert_no_pending_responses()
+        kept.append(job)
+        serving = job
+    return kept
+
+
+def _answered(client: Any, operation: str) -> None:
+    """An operation moto lacks, answered as SageMaker does when it succeeds (empty body)."""
+    from botocore.awsrequest import AWSResponse
+    from botocore.compat import HTTPHeaders
+
+    def answer(**_: Any) -> tuple[Any, dict[str, Any]]:
+        return AWSResponse("https://sagemaker.local/", 200, HTTPHeaders(), None), {
+            "ResponseMetadata": {"HTTPStatusCode": 200}
+        }
+
+    client.meta.events.register(f"before-call.sagemaker.{operation}", answer)
+
+
+def manage_paths(w: World, kept: list[str]) -> None:
+    """Run history, a rollback (UpdateEndpoint answered: moto has none), deleting a model while
+    it trains (StopTrainingJob answered) and a deployed one; then the deleted model's endpoint
+    event reaches the deploy function, which finds nothing left to delete."""
+    manage = w.function("manage")
+    sagemaker = w.client("manage", "sagemaker")
+    _answered(sagemaker, "UpdateEndpoint")
+    _answered(sagemaker, "StopTrainingJob")
+    runs = manage(http_event("GET", "/models/iris/runs"))
+    assert runs["statusCode"] == 200, runs
+    rollback = manage(http_event("POST", "/models/iris/rollback"))
+    assert rollback["statusCode"] == 202, rollback
+    assert json.loads(rollback["body"])["run"] == kept[-2]
+    training = manage(http_event("DELETE", "/models/legacy"))  # its run is TRAINING
+    assert json.loads(training["body"])["stopped_training_jobs"], training
+    deployed = manage(http_event("DELETE", "/models/iris"))
+    assert json.loads(deployed["body"])["endpoint"] == "Deleting", deployed
+    deploy = w.function("deploy")
+    assert deploy(endpoint_changed("dropfit-iris", kept[-2]))["outcome"] == "deleted"
+
+
 def recreate_failed_endpoint(w: World) -> None:
     """A first deployment failed and a newer run waits: delete the endpoint, create it afresh."""
     deploy = w.function("deploy")
@@ -468,8 +530,10 @@ def run_all(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     with world(monkeypatch) as w:
         format_paths(w)
         first, served = deploy_paths(w)
+        kept = prune_paths(w, first, served)
         recreate_failed_endpoint(w)
         report_paths(w, first)
-        predict_paths(w, served)
+        predict_paths(w, kept[-1])
+        manage_paths(w, kept)
         sagemaker_role(w.recorder, first)
         return w.recorder

@@ -37,6 +37,7 @@ ROLES = {
     "DeployFunction": "DeployFunctionRole",
     "PredictFunction": "PredictFunctionRole",
     "ReportFunction": "ReportFunctionRole",
+    "ManageFunction": "ManageFunctionRole",
     "SageMakerExecutionRole": "SageMakerExecutionRole",
 }
 
@@ -180,6 +181,12 @@ def test_the_scenarios_cover_every_function_path(recorded: Recorder) -> None:
         ("ReportFunction", "InvokeEndpoint"),
         ("ReportFunction", "PutObject"),
         ("ReportFunction", "UpdateItem"),
+        ("DeployFunction", "DeleteEndpointConfig"),
+        ("DeployFunction", "TransactWriteItems"),
+        ("ManageFunction", "DeleteEndpoint"),
+        ("ManageFunction", "UpdateEndpoint"),
+        ("ManageFunction", "StopTrainingJob"),
+        ("ManageFunction", "TransactWriteItems"),
         ("SageMakerExecutionRole", "ListObjectsV2"),
         ("SageMakerExecutionRole", "PutObject"),
     } <= operations

@@ -15,9 +15,29 @@ from schemathesis.core.result import Ok
 from tests.security.api import SPEC_PATH, Answer, spec, spec_violations
 from tests.template_utils import load_template
 
-ROUTES_WITH_A_MODEL = ("/models/{model}", "/models/{model}/predict", "/models/{model}/report")
+ROUTES_WITH_A_MODEL = (
+    "/models/{model}",
+    "/models/{model}/predict",
+    "/models/{model}/report",
+    "/models/{model}/runs",
+    "/models/{model}/rollback",
+)
 # The route that answers an error, where it is not predict (which answers all the others).
-ERROR_ROUTES = {errors.ReportNotFound: ("GET", "/models/{model}/report")}
+ROLLBACK = ("POST", "/models/{model}/rollback")
+ERROR_ROUTES = {
+    errors.ReportNotFound: ("GET", "/models/{model}/report"),
+    errors.RunNotFound: ROLLBACK,
+    errors.LifecycleConflict: ROLLBACK,
+}
+# Every error the rollback route (the lifecycle route that can meet them all) answers.
+ROLLBACK_ERRORS = (
+    errors.InvalidModelName,
+    errors.BadRequest,
+    errors.ModelNotFound,
+    errors.RunNotFound,
+    errors.LifecycleConflict,
+    errors.ApiError,
+)
 
 
 def _template_routes() -> set[tuple[str, str]]:
@@ -75,19 +95,26 @@ def _api_errors() -> list[type[errors.DropfitError]]:
     return found
 
 
-@pytest.mark.parametrize("error", _api_errors(), ids=lambda cls: cls.__name__)
-def test_every_error_the_code_can_answer_is_documented_for_its_route(error: Any) -> None:
+def _error_answer(error: Any) -> Answer:
     retry_after = getattr(error("x"), "retry_after", None)
     message = "Internal error (request id r-1)." if error.code == "InternalError" else "x"
-    answer = Answer(
+    return Answer(
         status=error.status,
         headers={"content-type": "application/json"}
         | ({"retry-after": str(retry_after)} if retry_after else {}),
         body=json.dumps({"error": {"code": error.code, "message": message}}),
     )
 
+
+@pytest.mark.parametrize("error", _api_errors(), ids=lambda cls: cls.__name__)
+def test_every_error_the_code_can_answer_is_documented_for_its_route(error: Any) -> None:
     method, path = ERROR_ROUTES.get(error, ("POST", "/models/{model}/predict"))
-    assert spec_violations(method, path, answer) == []
+    assert spec_violations(method, path, _error_answer(error)) == []
+
+
+@pytest.mark.parametrize("error", ROLLBACK_ERRORS, ids=lambda cls: cls.__name__)
+def test_every_error_of_the_lifecycle_is_documented_for_rollback(error: Any) -> None:
+    assert spec_violations(*ROLLBACK, _error_answer(error)) == []
 
 
 def test_retry_after_is_required_where_the_code_sends_it() -> None:

@@ -12,6 +12,7 @@ serve other purposes and may change with them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import re
@@ -37,6 +38,7 @@ FUNCTIONS = {
     "deploy": "DeployFunction",
     "predict": "PredictFunction",
     "report": "ReportFunction",
+    "manage": "ManageFunction",
 }
 
 
@@ -325,20 +327,45 @@ _TEXT_TYPES = re.compile(
 )
 
 
+@functools.cache
+def template_routes() -> dict[tuple[str, str], str]:
+    """(METHOD, path template) -> the short name of the function whose HttpApi event it is."""
+    names = {logical_id: name for name, logical_id in FUNCTIONS.items()}
+    routes = {}
+    for logical_id, resource in load_template()["Resources"].items():
+        for event in (resource.get("Properties") or {}).get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                key = (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+                routes[key] = names[logical_id]
+    return routes
+
+
 def route_of(method: str, raw_path: str) -> tuple[str, dict[str, str] | None] | None:
     """The template route (route key, path parameters) a request matches, as API Gateway does."""
     from urllib.parse import unquote
 
     segments = raw_path.strip("/").split("/")
-    if method == "GET" and segments == ["models"]:
-        return "GET /models", None
-    if len(segments) == 2 and method == "GET" and segments[0] == "models" and segments[1]:
-        return "GET /models/{model}", {"model": unquote(segments[1])}
-    if len(segments) == 3 and method == "GET" and segments[::2] == ["models", "report"]:
-        return "GET /models/{model}/report", {"model": unquote(segments[1])}
-    if len(segments) == 3 and method == "POST" and segments[::2] == ["models", "predict"]:
-        return "POST /models/{model}/predict", {"model": unquote(segments[1])}
+    for route_method, path in template_routes():
+        parts = path.strip("/").split("/")
+        if route_method != method or len(parts) != len(segments):
+            continue
+        params = {}
+        for part, segment in zip(parts, segments, strict=True):
+            if part.startswith("{"):
+                if not segment:
+                    break
+                params[part.strip("{}")] = unquote(segment)
+            elif part != segment:
+                break
+        else:
+            return f"{method} {path}", params or None
     return None
+
+
+def function_of(route_key: str) -> str:
+    """The short name of the function serving ``route_key`` ("METHOD /path")."""
+    method, path = route_key.split(" ", 1)
+    return template_routes()[(method, path)]
 
 
 def http_event(

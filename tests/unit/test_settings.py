@@ -15,6 +15,7 @@ DEPLOY_ENV = {
     "FAILURE_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:failures",
     "REPLACE_MARGIN": "0.05",
     "ASYNC_ATTEMPTS": "3",
+    "KEEP_RUNS": "3",
 }
 
 

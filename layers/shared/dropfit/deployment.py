@@ -7,6 +7,10 @@ delete. An endpoint that is busy is left alone: its next "Endpoint State Change"
 again, so a model that finished training during an update is deployed right after it, never lost.
 A failed update leaves SageMaker serving the previous config (it rolls back); only an endpoint
 whose first deployment failed, which never served, is deleted, to be created afresh.
+
+A deleted model's events go to :meth:`Lifecycle.clean_up` instead (dropfit.lifecycle), and a run
+created before the deletion is never deployed: whatever it created is deleted again. Once an
+endpoint settles serving a run, runs beyond the last ``keep_runs`` are pruned.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from dropfit.aws.notify import FailureNotifier
 from dropfit.aws.sagemaker import EndpointState, SageMakerControl
 from dropfit.aws.table import RunsTable
 from dropfit.failures import RetryLater, RunEnder
+from dropfit.lifecycle import Lifecycle, created_before_deletion
 from dropfit.names import model_from_endpoint_name, model_from_job_name
 from dropfit.quality_gate import Score, Verdict, judge, score_of
-from dropfit.records import ModelRecord, Run, RunStatus
+from dropfit.records import ModelRecord, Run, RunStatus, now_iso
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request, tags
 from dropfit.settings import DeploySettings
 from dropfit.upload_order import upload_order
@@ -86,6 +91,10 @@ class Deployer:
     sagemaker: SageMakerControl
     notifier: FailureNotifier
     ends: RunEnder
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return Lifecycle(self.table, self.sagemaker, self.settings.keep_runs)
 
     def on_training_finished(
         self, job: str, status: str, failure_reason: str | None, artifact: str | None
@@ -207,15 +216,19 @@ class Deployer:
             gate=verdict.figures,
             artifact=artifact,
         ):
-            return "duplicate"  # a concurrent copy of this event got here first
+            # A concurrent copy of this event got here first, or the model was deleted meanwhile.
+            return self._discard_if_deleted(run) or "duplicate"
         return self._propose_and_reconcile(run)
 
     def _propose_and_reconcile(self, run: Run) -> str:
-        """Ask for the trained run to be served unless a newer upload's is; then act on it."""
+        """Ask for the trained run to be served unless a newer upload's is (or the model was
+        deleted since the run was created: then what it created goes); then act on it."""
         model, job = run.model, run.job
         if not self.table.propose_desired_run(
-            model, job, upload_order(run.source.get("sequencer"))
+            model, job, upload_order(run.source.get("sequencer")), created_at=run.created_at
         ):
+            if discarded := self._discard_if_deleted(run):
+                return discarded
             self.table.update_run(
                 model,
                 job,
@@ -244,10 +257,20 @@ class Deployer:
             force=run.options.get("force") == "true",
         )
 
+    def _discard_if_deleted(self, run: Run) -> str | None:
+        """ "deleted" (and its model and config deleted) if the run's model was deleted since."""
+        record = self.table.get_model(run.model)
+        if record is None or not created_before_deletion(run, record):
+            return None
+        self.lifecycle.discard(run)
+        return "deleted"
+
     def reconcile(self, model: str) -> str:
         record = self.table.get_model(model)
         if record is None:
             return "ignored"
+        if record.deleted:
+            return self.lifecycle.clean_up(record)
         endpoint = self.sagemaker.describe_endpoint(record.endpoint)
         plan = plan_endpoint(record, endpoint)
         logger.info("reconcile", extra={"model": model, "plan": plan, "endpoint": endpoint})
@@ -267,7 +290,9 @@ class Deployer:
                 # Don't retry a run that failed; the endpoint keeps what it serves.
                 changes["desired_run"] = plan.served
         if plan.served and plan.served != record.deployed_run:
-            self.table.update_run(model, plan.served, status=RunStatus.DEPLOYED, reason=None)
+            self.table.update_run(
+                model, plan.served, status=RunStatus.DEPLOYED, reason=None, deployed_at=now_iso()
+            )
             if record.deployed_run:
                 self.table.update_run(
                     model,
@@ -297,6 +322,8 @@ class Deployer:
                 outcome = "wait"  # busy or just created: its next state change reconciles again
         if changes:
             self.table.update_model(model, **changes)
+        if plan.served and plan.action == "none":
+            self.lifecycle.prune(model)  # settled: older runs' configs and models may go
         if plan.action == "recreate":
             raise EndpointBusy(
                 f"Deleting the failed endpoint {record.endpoint}; the retry creates it with "

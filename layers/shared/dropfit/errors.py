@@ -75,6 +75,18 @@ class ReportNotFound(ApiError):
     code = "ReportNotFound"
 
 
+class RunNotFound(ApiError):
+    status = 404
+    code = "RunNotFound"
+
+
+class LifecycleConflict(ApiError):
+    """A delete or rollback that the model's current state does not allow; the message says why."""
+
+    status = 409
+    code = "Conflict"
+
+
 class ModelNotReady(ApiError):
     """No endpoint is serving this model yet (training, deploying, or the first deploy failed)."""
 

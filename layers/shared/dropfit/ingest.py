@@ -23,7 +23,7 @@ from dropfit.names import (
     source_digest,
 )
 from dropfit.options import UploadOptions, parse_options, requested_model_name
-from dropfit.records import Run, RunStatus, now_iso
+from dropfit.records import MODEL_DELETED_REASON, Run, RunStatus, now_iso
 from dropfit.run_metadata import CONTENT_TYPE as METADATA_CONTENT_TYPE
 from dropfit.run_metadata import metadata_key, run_prefix
 from dropfit.sagemaker_requests import TrainingJobSpec, training_job_request
@@ -50,7 +50,9 @@ class UploadedObject:
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    outcome: Literal["started", "duplicate", "rejected", "ignored", "superseded", "failed"]
+    outcome: Literal[
+        "started", "duplicate", "rejected", "ignored", "superseded", "failed", "deleted"
+    ]
     model: str | None = None
     run: str | None = None
     reason: str | None = None
@@ -113,8 +115,13 @@ class Ingestor:
         shown_key = relative_key(key, settings.incoming_prefix)
         options: UploadOptions | None = None
         try:
-            if not self.table.record_upload(model, endpoint, job, upload_order(upload.sequencer)):
+            if not self.table.record_upload(
+                model, endpoint, job, upload_order(upload.sequencer), created_at=run.created_at
+            ):
                 newer = self.table.get_model(model)
+                deleted_at = newer.deleted_at if newer else None
+                if deleted_at is not None and deleted_at >= run.created_at:
+                    return self._model_deleted(model, job)
                 return self._supersede_before_training(
                     model,
                     job,
@@ -197,6 +204,17 @@ class Ingestor:
         )
         return IngestResult("rejected", model=model, reason=reason)
 
+    def _model_deleted(self, model: str, job: str) -> IngestResult:
+        self.table.update_run(
+            model,
+            job,
+            only_from={RunStatus.FORMATTING},
+            status=RunStatus.SUPERSEDED,
+            reason=MODEL_DELETED_REASON,
+        )
+        logger.info("model deleted while its upload was formatted", extra={"run": job})
+        return IngestResult("deleted", model=model, run=job, reason=MODEL_DELETED_REASON)
+
     def _format_and_train(
         self, upload: UploadedObject, source: Upload, options: UploadOptions, model: str, job: str
     ) -> IngestResult:
@@ -234,9 +252,12 @@ class Ingestor:
                 max_runtime_seconds=settings.max_training_seconds,
             )
         )
-        self.table.update_run(
+        # Only while the run is still formatting: deleting the model ends its runs, and a deleted
+        # model must not start a training job.
+        if not self.table.update_run(
             model,
             job,
+            only_from={RunStatus.FORMATTING},
             options=options.as_record(),
             predictor_type=meta.predictor_type,
             dataset={
@@ -253,7 +274,8 @@ class Ingestor:
                     meta.test_labels["variance"] if meta.test_labels is not None else None
                 ),
             },
-        )
+        ):
+            return self._model_deleted(model, job)
         started = self.sagemaker.start_training_job(request)
         self.table.update_run(
             model, job, only_from={RunStatus.FORMATTING}, status=RunStatus.TRAINING

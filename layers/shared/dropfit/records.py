@@ -22,6 +22,9 @@ class RunStatus(StrEnum):
     REJECTED = "REJECTED"  # trained, but the quality gate kept it from serving (see ``gate``)
 
 
+MODEL_DELETED = "DELETED"
+MODEL_DELETED_REASON = "The model was deleted; upload its CSV again to recreate it."
+
 TERMINAL = frozenset(
     {RunStatus.DEPLOYED, RunStatus.SUPERSEDED, RunStatus.FAILED, RunStatus.REJECTED}
 )
@@ -49,6 +52,9 @@ class Run:
     gate: dict[str, Any] | None = None  # the quality gate's figures (dropfit.quality_gate)
     artifact: str | None = None
     report: dict[str, Any] | None = None  # S3 keys of report.json and report.html, once written
+    deployed_at: str | None = None  # when the endpoint last started serving this run
+    # when this run's endpoint config and SageMaker model were deleted (pruned, or the model was)
+    pruned_at: str | None = None
 
     def to_attributes(self) -> dict[str, Any]:
         values = asdict(self)
@@ -94,6 +100,12 @@ class ModelRecord:
     source_key: str | None = None
     # The last upload refused this name because another key owns it: key, reason, at.
     refused_upload: dict[str, str] | None = None
+    status: str | None = None  # DELETED once deleted, until an upload recreates it
+    deleted_at: str | None = None  # the last deletion: runs created before it never deploy
+
+    @property
+    def deleted(self) -> bool:
+        return self.status == MODEL_DELETED
 
     def to_attributes(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

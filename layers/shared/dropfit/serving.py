@@ -95,6 +95,10 @@ class ModelService:
         cached = self._serving.get(model)
         from_cache = cached is not None and now - cached[0] < MODEL_RECORD_TTL_SECONDS
         record = cached[1] if cached is not None and from_cache else self._model(model)
+        if record.deleted:
+            raise ModelNotFound(
+                f"Model {model!r} was deleted. Upload incoming/{model}.csv to create it again."
+            )
         serving = record.deployed_run or record.deploying_run
         if serving is None:
             latest = self.table.get_run(model, record.latest_run) if record.latest_run else None
@@ -250,7 +254,9 @@ class ModelService:
         latest = self.table.get_run(model, record.latest_run) if record.latest_run else None
         shown = deployed or latest
         expects = self._run_metadata(model, shown.job) if shown is not None else None
-        if deployed is not None:
+        if record.deleted:
+            status = "deleted"
+        elif deployed is not None:
             status = "ready"
         elif latest is not None:
             status = latest.status.lower()

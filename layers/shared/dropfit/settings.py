@@ -98,6 +98,7 @@ class DeploySettings(_Settings):
     serverless_memory_mb: int
     serverless_max_concurrency: int
     failure_topic_arn: str
+    keep_runs: int  # endpoint configs and models kept per model, for rollback
     # The quality gate: how much worse than the serving run's a new run's score may be ("none":
     # any score replaces it).
     replace_margin: str
@@ -116,6 +117,12 @@ class DeploySettings(_Settings):
                 f"{self.replace_margin!r}"
             )
         return value
+
+
+@dataclass(frozen=True, slots=True)
+class ManageSettings(_Settings):
+    table_name: str
+    name_prefix: str
 
 
 @dataclass(frozen=True, slots=True)

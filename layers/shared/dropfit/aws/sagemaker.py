@@ -101,9 +101,33 @@ class SageMakerControl:
         return True
 
     def delete_endpoint(self, name: str) -> None:
-        """Only ever used on a Failed endpoint, which never served (see dropfit.deployment)."""
+        """A Failed endpoint (see dropfit.deployment), or a deleted model's (dropfit.lifecycle)."""
+        self._delete(self.client.delete_endpoint, EndpointName=name)
+
+    def delete_endpoint_config(self, name: str) -> None:
+        """Idempotent: a config that is gone already is fine."""
+        self._delete(self.client.delete_endpoint_config, EndpointConfigName=name)
+
+    def delete_model(self, name: str) -> None:
+        """Idempotent: a model that is gone already is fine (its artifact stays in S3)."""
+        self._delete(self.client.delete_model, ModelName=name)
+
+    def stop_training_job(self, name: str) -> bool:
+        """Stop a job that is still running; False if it is not (ended, or never started)."""
         try:
-            self.client.delete_endpoint(EndpointName=name)
+            self.client.stop_training_job(TrainingJobName=name)
+        except ClientError as error:
+            if _is_not_found(error) or (
+                _code(error) == "ValidationException" and "in status" in _message(error)
+            ):
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _delete(call: Any, **name: str) -> None:
+        try:
+            call(**name)
         except ClientError as error:
             if not _is_not_found(error):
                 raise

@@ -8,7 +8,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from dropfit.records import ModelRecord, Run, RunStatus, now_iso
+from dropfit.records import MODEL_DELETED, ModelRecord, Run, RunStatus, now_iso
+from dropfit.upload_order import upload_order
 
 MODEL_PK = "MODEL"
 _serializer = TypeSerializer()
@@ -57,6 +58,14 @@ def _model_key(model: str) -> dict[str, Any]:
 
 def _conditional_failed(error: ClientError) -> bool:
     return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def _transaction_refused(error: ClientError) -> bool:
+    """A condition failed, or a concurrent write to the same items won: nothing was written."""
+    return error.response["Error"]["Code"] in (
+        "TransactionCanceledException",
+        "ConditionalCheckFailedException",
+    )
 
 
 def _set_expression(changes: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -228,12 +237,16 @@ class RunsTable:
             ),
         )
 
-    def record_upload(self, model: str, endpoint: str, job: str, order: str | None) -> bool:
+    def record_upload(
+        self, model: str, endpoint: str, job: str, order: str | None, *, created_at: str
+    ) -> bool:
         """Point the model's ``latest_run`` at this upload unless a newer one is recorded.
 
         ``order`` is the upload's :func:`dropfit.upload_order.upload_order` (None: unordered,
-        this upload counts as the newest). False if a newer upload of the key is already the
-        latest: this one is out of date before it is formatted.
+        this upload counts as the newest). False (nothing written) if a newer upload of the key
+        is already the latest, or if the model was deleted after this upload was claimed
+        (``created_at``): that run must go no further. An upload claimed after the model's
+        deletion recreates it.
         """
         changes: dict[str, Any] = {
             "model": model,
@@ -244,8 +257,14 @@ class RunsTable:
         if order is not None:
             changes["latest_order"] = order
         expression, names, values = _set_expression(changes)
-        names |= {"#created": "created_at", "#order": "latest_order", "#latest": "latest_run"}
-        values |= _item({":now": changes["updated_at"]})
+        names |= {
+            "#created": "created_at",
+            "#order": "latest_order",
+            "#latest": "latest_run",
+            "#status": "status",
+            "#deleted": "deleted_at",
+        }
+        values |= _item({":now": changes["updated_at"], ":run_created": created_at})
         condition = "attribute_not_exists(#order) OR #latest = :v2"
         if order is not None:
             # Equal sequencers are one event of one object version: the same upload.
@@ -254,8 +273,12 @@ class RunsTable:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=_model_key(model),
-                UpdateExpression=f"{expression}, #created = if_not_exists(#created, :now)",
-                ConditionExpression=condition,
+                UpdateExpression=(
+                    f"{expression}, #created = if_not_exists(#created, :now) REMOVE #status"
+                ),
+                ConditionExpression=(
+                    f"({condition}) AND (attribute_not_exists(#deleted) OR #deleted < :run_created)"
+                ),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
@@ -265,17 +288,21 @@ class RunsTable:
             raise
         return True
 
-    def propose_desired_run(self, model: str, job: str, order: str | None) -> bool:
+    def propose_desired_run(
+        self, model: str, job: str, order: str | None, *, created_at: str
+    ) -> bool:
         """Make ``job`` the run the endpoint should serve, unless a newer upload's already is.
 
         Newer is S3's order of the uploads (``order``, see :mod:`dropfit.upload_order`), never
-        the order in which their runs happened to finish.
+        the order in which their runs happened to finish. Never a run created before the
+        model's last deletion (``created_at``): it is not to be deployed.
         """
         changes: dict[str, Any] = {"desired_run": job, "updated_at": now_iso()}
         if order is not None:
             changes["desired_order"] = order
         expression, names, values = _set_expression(changes)
-        names |= {"#order": "desired_order", "#desired": "desired_run"}
+        names |= {"#order": "desired_order", "#desired": "desired_run", "#deleted": "deleted_at"}
+        values |= _item({":run_created": created_at})
         condition = "attribute_not_exists(#order) OR #desired = :v0"
         if order is not None:
             condition += " OR #order <= :v2"
@@ -284,7 +311,10 @@ class RunsTable:
                 TableName=self.table_name,
                 Key=_model_key(model),
                 UpdateExpression=expression,
-                ConditionExpression=f"attribute_exists(pk) AND ({condition})",
+                ConditionExpression=(
+                    f"attribute_exists(pk) AND ({condition}) "
+                    "AND (attribute_not_exists(#deleted) OR #deleted < :run_created)"
+                ),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
@@ -294,17 +324,145 @@ class RunsTable:
             raise
         return True
 
-    def update_model(self, model: str, **changes: Any) -> None:
+    def update_model(self, model: str, **changes: Any) -> bool:
+        """Set fields on a model; False if it does not exist or was deleted meanwhile."""
         changes["updated_at"] = now_iso()
         expression, names, values = _set_expression(changes)
-        self.client.update_item(
-            TableName=self.table_name,
-            Key=_model_key(model),
-            UpdateExpression=expression,
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        names["#lifecycle"] = "status"
+        values.update(_item({":deleted": MODEL_DELETED}))
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=_model_key(model),
+                UpdateExpression=expression,
+                ConditionExpression=(
+                    "attribute_exists(pk) AND "
+                    "(attribute_not_exists(#lifecycle) OR #lifecycle <> :deleted)"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def mark_deleted(self, model: str) -> ModelRecord | None:
+        """Status DELETED: the model serves nothing and runs created until now never deploy.
+
+        Returns the record as it was before (None if there is no such model).
+        """
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key=_model_key(model),
+                UpdateExpression=(
+                    "SET #status = :deleted, #deleted_at = :now, #updated = :now "
+                    "REMOVE #desired, #desired_order, #deploying, #deployed"
+                ),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#deleted_at": "deleted_at",
+                    "#updated": "updated_at",
+                    "#desired": "desired_run",
+                    "#desired_order": "desired_order",
+                    "#deploying": "deploying_run",
+                    "#deployed": "deployed_run",
+                },
+                ExpressionAttributeValues=_item({":deleted": MODEL_DELETED, ":now": now_iso()}),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return None
+            raise
+        return ModelRecord.from_attributes(_attributes(response["Attributes"]))
+
+    def claim_rollback(self, record: ModelRecord, target: Run) -> bool:
+        """Make ``target`` the run to serve, if the model is as ``record`` read it and the
+        target's endpoint config was not pruned meanwhile (one transaction, see claim_prune)."""
+        order = upload_order(target.source.get("sequencer"))
+        values = {":job": target.job, ":now": now_iso(), ":seen": record.updated_at}
+        expression = "SET #desired = :job, #updated = :now"
+        if order is None:
+            expression += " REMOVE #order"
+        else:
+            expression += ", #order = :order"
+            values[":order"] = order
+        model_update = {
+            "TableName": self.table_name,
+            "Key": _model_key(record.model),
+            "UpdateExpression": expression,
+            "ConditionExpression": "#updated = :seen",
+            "ExpressionAttributeNames": {
+                "#desired": "desired_run",
+                "#order": "desired_order",
+                "#updated": "updated_at",
+            },
+            "ExpressionAttributeValues": _item(values),
+        }
+        run_check = {
+            "TableName": self.table_name,
+            "Key": _run_key(target.model, target.job),
+            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#pruned)",
+            "ExpressionAttributeNames": {"#pruned": "pruned_at"},
+        }
+        return self._transact([{"Update": model_update}, {"ConditionCheck": run_check}])
+
+    def claim_prune(self, model: str, job: str) -> bool:
+        """Mark ``job`` pruned, unless the model names it (to serve, deploying or desired) or it
+        was pruned already. In one transaction with the model's record, so that a rollback and a
+        prune of the same run never both succeed."""
+        names = {
+            "#desired": "desired_run",
+            "#deploying": "deploying_run",
+            "#deployed": "deployed_run",
+        }
+        model_check = {
+            "TableName": self.table_name,
+            "Key": _model_key(model),
+            "ConditionExpression": " AND ".join(
+                f"(attribute_not_exists({n}) OR {n} <> :job)" for n in names
+            ),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": _item({":job": job}),
+        }
+        run_update = {
+            "TableName": self.table_name,
+            "Key": _run_key(model, job),
+            "UpdateExpression": "SET #pruned = :now, #updated = :now",
+            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#pruned)",
+            "ExpressionAttributeNames": {"#pruned": "pruned_at", "#updated": "updated_at"},
+            "ExpressionAttributeValues": _item({":now": now_iso()}),
+        }
+        return self._transact([{"ConditionCheck": model_check}, {"Update": run_update}])
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if _transaction_refused(error):
+                return False
+            raise
+        return True
+
+    def list_runs(self, model: str) -> list[Run]:
+        """Every run of the model, oldest first."""
+        runs: list[Run] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _item({":pk": f"RUN#{model}"}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.client.query(**kwargs)
+            runs += [Run.from_attributes(_attributes(i)) for i in response["Items"]]
+            if "LastEvaluatedKey" not in response:
+                return sorted(runs, key=lambda run: run.created_at)
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def list_models(self) -> list[ModelRecord]:
         models: list[ModelRecord] = []
