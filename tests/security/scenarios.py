@@ -301,7 +301,7 @@ def prune_paths(w: World, first: str, second: str) -> list[str]:
     """Two more iris runs deployed (updates scripted): the oldest run beyond KEEP_RUNS (3) loses
     its endpoint config and model. Returns the runs that keep theirs, oldest first."""
     deploy = w.function("deploy")
-    endpoint = "dropfit-iris"
+    endpoint = f"{NAMES.name_prefix}-iris"
     kept, serving = [second], second
     for blank_lines in (3, 4):  # the third upload of deploy_paths failed its training
         job = _upload_and_format(w, f"{NAMES.incoming}iris.csv", IRIS + b"\n" * blank_lines)["run"]
@@ -356,7 +356,7 @@ def manage_paths(w: World, kept: list[str]) -> None:
     deployed = manage(http_event("DELETE", "/models/iris"))
     assert json.loads(deployed["body"])["endpoint"] == "Deleting", deployed
     deploy = w.function("deploy")
-    assert deploy(endpoint_changed("dropfit-iris", kept[-2]))["outcome"] == "deleted"
+    assert deploy(endpoint_changed(f"{NAMES.name_prefix}-iris", kept[-2]))["outcome"] == "deleted"
 
 
 def recreate_failed_endpoint(w: World) -> None:
