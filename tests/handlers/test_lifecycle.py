@@ -250,12 +250,12 @@ def test_a_run_older_than_a_delete_is_never_proposed_even_once_the_model_is_recr
     propose = table.propose_desired_run
     recreated = []
 
-    def delete_and_upload_first(*args: Any) -> bool:
+    def delete_and_upload_first(*args: Any, **kwargs: Any) -> bool:
         # Between TRAINED and the proposal: the model is deleted, then a new upload recreates
         # it (the record is no longer DELETED); only deleted_at tells the old run apart.
         assert _delete(manage_function).status == 200
         recreated.append(train(1))
-        return bool(propose(*args))
+        return bool(propose(*args, **kwargs))
 
     monkeypatch.setattr(table, "propose_desired_run", delete_and_upload_first)
 
@@ -288,8 +288,8 @@ def test_a_delete_just_before_create_endpoint_fails_it_and_the_retry_deploys_not
 
     monkeypatch.setattr(sagemaker, "create_endpoint", delete_first)
     event = _completed(stack, job)
-    with pytest.raises(ClientError, match="Could not find endpoint configuration"):
-        deploy_function(event)
+    # CreateEndpoint fails (its config is gone): the run is discarded, not FAILED nor retried.
+    assert deploy_function(event) == {"outcome": "deleted"}
     monkeypatch.undo()
 
     outcome = deploy_function(event)  # Lambda's retry
@@ -388,9 +388,9 @@ def test_an_upload_claimed_before_a_delete_does_not_recreate_the_model(
     table = format_function.module.ingestor.table
     record_upload = table.record_upload
 
-    def delete_first(*args: Any) -> bool:
+    def delete_first(*args: Any, **kwargs: Any) -> bool:
         _delete(manage_function)  # just after this upload was claimed
-        return bool(record_upload(*args))
+        return bool(record_upload(*args, **kwargs))
 
     monkeypatch.setattr(table, "record_upload", delete_first)
     second = stack.put_upload("incoming/iris.csv", iris_csv + b"\n")

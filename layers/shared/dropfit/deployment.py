@@ -122,7 +122,11 @@ class Deployer:
 
     def _end_on(self, model: str, job: str, error: Exception) -> str:
         """Retry the event (raise) while that may help, else end the run FAILED and make sure
-        the endpoint is never asked to serve it."""
+        the endpoint is never asked to serve it. A run whose model was deleted meanwhile (its
+        config may be gone) is discarded instead: nothing of it is retried or reported."""
+        run = self.table.get_run(model, job)
+        if run is not None and (discarded := self._discard_if_deleted(run)):
+            return discarded
         if self.ends.should_retry(model, job, error):
             raise error
         self.ends.end(
