@@ -124,11 +124,11 @@ class Deployer:
         """Retry the event (raise) while that may help, else end the run FAILED and make sure
         the endpoint is never asked to serve it. A run whose model was deleted meanwhile (its
         config may be gone) is discarded instead: nothing of it is retried or reported."""
+        if self.ends.should_retry(model, job, error):
+            raise error
         run = self.table.get_run(model, job)
         if run is not None and (discarded := self._discard_if_deleted(run)):
             return discarded
-        if self.ends.should_retry(model, job, error):
-            raise error
         self.ends.end(
             model,
             job,
