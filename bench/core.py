@@ -152,6 +152,13 @@ def run_child(
     return result
 
 
+def limit_cpus() -> None:
+    """In a child: run on the first N CPUs this process may use when DROPFIT_BENCH_CPUS=N."""
+    wanted = os.environ.get("DROPFIT_BENCH_CPUS")
+    if wanted:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: int(wanted)])
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory (VmHWM; ru_maxrss would include the parent's)."""
     try:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 # Importing a benchmark module registers its benchmarks: add new ones here.
-from bench import cli, coldstart, formatter, knn, package, pipeline, predict  # noqa: F401
+from bench import cli, coldstart, formatter, knn, package, pipeline, predict, rivals  # noqa: F401
 from bench.core import REGISTRY, ROOT, Context, Result, table
 
 

@@ -14,9 +14,16 @@ from bench.run import main  # registers every benchmark
 
 def test_every_benchmark_of_the_issue_is_registered() -> None:
     assert main is not None
-    assert {"formatter", "coldstart", "predict", "package", "knn", "pipeline", "cli"} <= set(
-        REGISTRY
-    )
+    assert {
+        "formatter",
+        "formatter_rivals",
+        "coldstart",
+        "predict",
+        "package",
+        "knn",
+        "pipeline",
+        "cli",
+    } <= set(REGISTRY)
     assert not REGISTRY["package"].quick and not REGISTRY["pipeline"].quick
 
 

@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from dropfit import csvscan, plaincsv, plainrows
+from dropfit import csvscan, dataset, plaincsv, plainrows
 from dropfit.csvscan import to_floats
 from dropfit.dataset import FormattedDataset, format_dataset
 from dropfit.errors import InvalidUpload
@@ -94,15 +94,21 @@ def by_reference(data: bytes, options: UploadOptions) -> FormattedDataset | str:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(upload=uploads(), block_bytes=st.sampled_from([8 * 1024 * 1024, 7, 100]))
+@given(
+    upload=uploads(),
+    block_bytes=st.sampled_from([8 * 1024 * 1024, 7, 100]),
+    workers=st.sampled_from([1, 2, 3]),
+)
 def test_the_fast_engine_answers_as_the_reference_does(
-    upload: tuple[bytes, UploadOptions], block_bytes: int
+    upload: tuple[bytes, UploadOptions], block_bytes: int, workers: int
 ) -> None:
     data, options = upload
     with pytest.MonkeyPatch.context() as patch:
-        # small blocks and pieces: rows in many pieces, pieces of blank lines only
+        # small blocks and pieces: rows in many pieces, pieces of blank lines only, read and cut
+        # on one or several threads
         patch.setattr(plaincsv, "BLOCK_BYTES", block_bytes)
         patch.setattr(plainrows, "PIECE_BYTES", min(block_bytes, 64))
+        patch.setattr(dataset, "usable_cpus", lambda: workers)
         fast = formatted(data, options)
 
     assert fast == by_reference(data, options)

@@ -293,6 +293,7 @@ class Scan:
     size: int  # bytes read
     plain: bool = False  # found by the plain engine (dropfit.plaincsv): plainwrite can write it
     label_ids: npt.NDArray[np.uint16] | None = None  # plain: each row's label id (classifier)
+    piece_rows: list[int] | None = None  # plain: the data rows of each piece, in order
 
 
 # --- the reference engine ---------------------------------------------------------------------

@@ -47,6 +47,7 @@ from dropfit.csvsource import Source, bytes_source
 from dropfit.errors import InvalidUpload
 from dropfit.labels import LabelMap
 from dropfit.options import AUTO, K_MAX, KChoice, UploadOptions
+from dropfit.parallel import usable_cpus
 from dropfit.run_metadata import RunMetadata
 from dropfit.split import RANDOM_STATE, holdout_mask, split_sizes
 from dropfit.tap import ChannelTap
@@ -154,8 +155,9 @@ def plan_dataset(
         from dropfit import preprocessed
 
         return preprocessed.plan(source, options, default_k, layout)
+    workers = usable_cpus()
     try:
-        found = plaincsv.scan(source, options.label, options.predictor_type)
+        found = plaincsv.scan(source, options.label, options.predictor_type, workers)
     except plaincsv.NotPlain:
         found = csvscan.scan(source, options.label)
     numeric = [column.numeric for column in found.columns]
@@ -170,7 +172,7 @@ def plan_dataset(
             metadata,
             parts,
             "plain",
-            lambda router: plainwrite.write(source, found, encoding, router),
+            lambda router: plainwrite.write(source, found, encoding, router, workers),
             k_auto,
         )
     return DatasetPlan(

@@ -22,6 +22,7 @@ the caller starts over with :mod:`dropfit.csvscan`, which decides exactly what t
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 from collections.abc import Iterator
@@ -45,13 +46,14 @@ from dropfit.csvscan import (
 from dropfit.csvsource import BLOCK_BYTES, BOM, Source, ValidatedReader, line_blocks, open_validated
 from dropfit.errors import InvalidUpload
 from dropfit.options import FLOAT32_MAX
+from dropfit.parallel import ordered_map
 from dropfit.plainrows import (
     Fields,
     blank_labels,
     fields,
     label_codes,
+    numbered_pieces,
     padded,
-    pieces,
     plain_numbers,
 )
 
@@ -150,8 +152,14 @@ def _parse_header(line: str) -> list[str]:
 # --- pass 1 -----------------------------------------------------------------------------------
 
 
-def scan(source: Source, requested: str | None, predictor_type: str | None) -> Scan:
-    """Pass 1 of a plain upload; raises NotPlain when it is not one (or has a problem)."""
+def scan(
+    source: Source, requested: str | None, predictor_type: str | None, workers: int = 1
+) -> Scan:
+    """Pass 1 of a plain upload; raises NotPlain when it is not one (or has a problem).
+
+    Its pieces are read on ``workers`` threads (:func:`dropfit.parallel.ordered_map`) and what
+    they hold is gathered in order, as one thread would.
+    """
     with open_validated(source) as reader:
         line, blocks = data_blocks(reader)
         header = _parse_header(line)
@@ -159,14 +167,26 @@ def scan(source: Source, requested: str | None, predictor_type: str | None) -> S
         label = LabelStats()
         layout = _probe(first, header, requested, predictor_type, label)
         columns = [ColumnStats() for _ in header]
-        rows = _Pass1(layout, columns[layout.label], label)
-        for block in itertools.chain((first,), blocks):
-            rows.add(block)
+        rows = _Pass1(columns[layout.label], label)
+        every_piece = numbered_pieces(itertools.chain((first,), blocks))
+        for piece in ordered_map(functools.partial(_read_piece, layout), every_piece, workers):
+            rows.add(piece)
+        rows.end_block()
         if rows.n_rows == 0:
             raise NotPlain
         label.whitespace = rows.label_spaces > 0
         size = reader.offset
-    return Scan(header, rows.n_rows, columns, layout.label, label, size, True, rows.label_ids())
+    return Scan(
+        header,
+        rows.n_rows,
+        columns,
+        layout.label,
+        label,
+        size,
+        plain=True,
+        label_ids=rows.label_ids(),
+        piece_rows=rows.piece_rows,
+    )
 
 
 def _probe(
@@ -197,53 +217,79 @@ def _probe(
     return _Layout(header, index, as_number)
 
 
-class _Pass1:
-    """What pass 1 learns from the data rows, block after block."""
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """What one piece of a block holds: its rows, and each row's label (for a classifier)."""
 
-    def __init__(self, layout: _Layout, label_column: ColumnStats, label: LabelStats) -> None:
-        self._layout = layout
+    block: int
+    n_rows: int
+    codes: npt.NDArray[np.intp] | None  # each row's index into texts
+    texts: list[str]  # the piece's distinct label texts, as uploaded, in order of appearance
+
+
+def _read_piece(layout: _Layout, numbered: tuple[int, U8]) -> _Piece:
+    """Check one piece (NotPlain unless every line has the header's fields, every feature a
+    number); find its labels. Pure: the pieces of an upload are read on several threads."""
+    block, arr = numbered
+    found = fields(arr, len(layout.header))
+    if found is None:
+        raise NotPlain  # ragged rows, or quotes around a comma: the reference says which
+    if found.n_rows == 0:
+        return _Piece(block, 0, None, [])  # blank lines only
+    data = padded(found.piece)
+    codes: npt.NDArray[np.intp] | None = None
+    texts: list[str] = []
+    label: int | None = None
+    if not layout.label_as_number:  # else a number like the features
+        label = layout.label
+        starts, ends = found.start(label), found.end(label)
+        if (ends <= starts).any():
+            raise NotPlain  # an empty label: a missing value
+        labels = label_codes(data, starts, ends)
+        if labels is None:
+            raise NotPlain
+        codes, texts = labels
+        blank_labels(data, starts, ends)
+    if not plain_numbers(data, found, label):
+        _check_numbers(found, data, label)
+    return _Piece(block, found.n_rows, codes, texts)
+
+
+class _Pass1:
+    """What pass 1 learns from the data rows, piece after piece, gathered block by block."""
+
+    def __init__(self, label_column: ColumnStats, label: LabelStats) -> None:
         self._label_column = label_column
         self._label = label
         self._ids: list[npt.NDArray[np.uint16]] | None = []
         self.n_rows = 0
         self.label_spaces = 0
+        self.piece_rows: list[int] = []
+        self._block = 0
+        self._block_row0 = 0
+        self._texts: dict[str, int] = {}  # the block's distinct label texts, as uploaded
+        self._codes: list[npt.NDArray[np.intp]] = []
 
     def label_ids(self) -> npt.NDArray[np.uint16] | None:
         """Each row's label id; None for a regression target, or too many distinct labels."""
         return np.concatenate(self._ids) if self._ids else None
 
-    def add(self, block: bytes) -> None:
-        layout = self._layout
-        arr = np.frombuffer(block, np.uint8)
-        texts: dict[str, int] = {}  # the block's distinct label texts, as uploaded
-        codes = []
-        row0 = self.n_rows
-        for start, end in pieces(block):
-            found = fields(arr[start:end], len(layout.header))
-            if found is None:
-                raise NotPlain  # ragged rows, or quotes around a comma: the reference says which
-            if found.n_rows == 0:
-                continue  # blank lines only
-            data = padded(found.piece)
-            if layout.label_as_number:  # a number like the features
-                label = None
-            else:
-                label = layout.label
-                starts, ends = found.start(label), found.end(label)
-                if (ends <= starts).any():
-                    raise NotPlain  # an empty label: a missing value
-                labels = label_codes(data, starts, ends)
-                if labels is None:
-                    raise NotPlain
-                piece_codes, piece_texts = labels
-                ids = np.array([texts.setdefault(t, len(texts)) for t in piece_texts], np.intp)
-                codes.append(ids[piece_codes])
-                blank_labels(data, starts, ends)
-            if not plain_numbers(data, found, label):
-                _check_numbers(found, data, label)
-            self.n_rows += found.n_rows
-        if codes:
-            self._add_labels(list(texts), np.concatenate(codes), row0)
+    def add(self, piece: _Piece) -> None:
+        if piece.block != self._block:
+            self.end_block()
+            self._block = piece.block
+        self.piece_rows.append(piece.n_rows)
+        self.n_rows += piece.n_rows
+        if piece.codes is not None:
+            texts = self._texts
+            ids = np.array([texts.setdefault(t, len(texts)) for t in piece.texts], np.intp)
+            self._codes.append(ids[piece.codes])
+
+    def end_block(self) -> None:
+        if self._codes:
+            self._add_labels(list(self._texts), np.concatenate(self._codes), self._block_row0)
+        self._texts, self._codes = {}, []
+        self._block_row0 = self.n_rows
 
     def _add_labels(self, categories: list[str], codes: npt.NDArray[np.intp], row0: int) -> None:
         """Each row's label id, from the label texts of a block as uploaded (categories)."""

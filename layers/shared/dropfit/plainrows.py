@@ -12,7 +12,7 @@ float32 for both pandas' float parser and the reference engine.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +43,14 @@ def pieces(block: bytes) -> Iterator[tuple[int, int]]:
             end = block.index(b"\n", start) + 1
         yield start, end
         start = end
+
+
+def numbered_pieces(blocks: Iterable[bytes]) -> Iterator[tuple[int, U8]]:
+    """(block number, piece) of every piece of every block, in order."""
+    for number, block in enumerate(blocks):
+        arr = np.frombuffer(block, np.uint8)
+        for start, end in pieces(block):
+            yield number, arr[start:end]
 
 
 @dataclass(frozen=True, slots=True)

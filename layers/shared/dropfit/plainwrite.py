@@ -8,6 +8,7 @@ upload's own text. Nothing is parsed or re-formatted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +16,9 @@ import numpy.typing as npt
 
 from dropfit.csvscan import Encoding, Router, Scan, numeric_class_name, to_floats
 from dropfit.csvsource import Source, open_validated
+from dropfit.parallel import ordered_map
 from dropfit.plaincsv import data_blocks
-from dropfit.plainrows import Fields, fields, pieces
+from dropfit.plainrows import Fields, fields, numbered_pieces
 
 _TRAIN, _TEST = 1, 2
 _COMMA = 44
@@ -33,40 +35,68 @@ def can_write(found: Scan, encoding: Encoding) -> bool:
     return found.label_ids is not None
 
 
-def write(source: Source, found: Scan, encoding: Encoding, router: Router) -> None:
-    """Pass 2 of a plain upload: every row to its channel, label first, numbers as uploaded."""
-    n_columns = len(found.header)
-    prefixes = _code_table(found, encoding) if encoding.classes is not None else None
-    ids = found.label_ids
-    row0 = 0
+def write(
+    source: Source, found: Scan, encoding: Encoding, router: Router, workers: int = 1
+) -> None:
+    """Pass 2 of a plain upload: every row to its channel, label first, numbers as uploaded.
+
+    Pieces are cut on ``workers`` threads; the router gets them in upload order.
+    """
+    assert found.piece_rows is not None
+    cut = _Cutter(found, encoding, router.is_test)
     with open_validated(source) as reader:
         _, blocks = data_blocks(reader)
-        for block in blocks:
-            arr = np.frombuffer(block, np.uint8)
-            for start, end in pieces(block):
-                lines = fields(arr[start:end], n_columns)
-                if lines is None or row0 + lines.n_rows > found.n_rows:
-                    raise RuntimeError("the upload changed between the two passes")
-                a, b = row0, row0 + lines.n_rows
-                piece = lines.piece
-                rows = _Rows.of(lines, encoding)
-                is_test = router.is_test[a:b]
-                # One pass over the bytes tells every byte its fate: dropped, train or test.
-                fate = rows.fates(is_test)
-                outputs = []
-                for split, selected in ((_TRAIN, ~is_test), (_TEST, is_test)):
-                    if prefixes is not None:
-                        assert ids is not None
-                        prefix = prefixes.select(ids[a:b][selected])
-                    else:
-                        prefix = rows.label_text(piece, selected)
-                    kept = piece[fate == split]
-                    outputs.append(rows.emit(kept, selected, *prefix))
-                (train, train_ends), (test, _) = outputs
-                router.write(train, train_ends, test)
-                row0 = b
-    if row0 != found.n_rows:
+        for train, train_ends, test in ordered_map(cut, cut.numbered(blocks), workers):
+            router.write(train, train_ends, test)
+    if cut.pieces != len(found.piece_rows):
         raise RuntimeError("the upload changed between the two passes")
+
+
+class _Cutter:
+    """Cuts one piece into its train and test rows (pure: pieces are cut on several threads)."""
+
+    def __init__(self, found: Scan, encoding: Encoding, is_test: npt.NDArray[np.bool_]) -> None:
+        self._n_columns = len(found.header)
+        self._piece_rows = found.piece_rows or []
+        self._encoding = encoding
+        self._prefixes = _code_table(found, encoding) if encoding.classes is not None else None
+        self._ids = found.label_ids
+        self._is_test = is_test
+        self.pieces = 0  # handed out so far
+
+    def numbered(self, blocks: Iterator[bytes]) -> Iterator[tuple[U8, int, int]]:
+        """(piece, its first row, its row count) of every piece, as pass 1 counted them."""
+        row0 = 0
+        for _, piece in numbered_pieces(blocks):
+            if self.pieces == len(self._piece_rows):
+                raise RuntimeError("the upload changed between the two passes")
+            n_rows = self._piece_rows[self.pieces]
+            self.pieces += 1
+            yield piece, row0, n_rows
+            row0 += n_rows
+
+    def __call__(self, item: tuple[U8, int, int]) -> tuple[memoryview, I64, memoryview]:
+        arr, a, n_rows = item
+        lines = fields(arr, self._n_columns)
+        if lines is None or lines.n_rows != n_rows:
+            raise RuntimeError("the upload changed between the two passes")
+        b = a + n_rows
+        piece = lines.piece
+        rows = _Rows.of(lines, self._encoding)
+        is_test = self._is_test[a:b]
+        # One pass over the bytes tells every byte its fate: dropped, train or test.
+        fate = rows.fates(is_test)
+        outputs = []
+        for split, selected in ((_TRAIN, ~is_test), (_TEST, is_test)):
+            if self._prefixes is not None:
+                assert self._ids is not None
+                prefix = self._prefixes.select(self._ids[a:b][selected])
+            else:
+                prefix = rows.label_text(piece, selected)
+            kept = piece[fate == split]
+            outputs.append(rows.emit(kept, selected, *prefix))
+        (train, train_ends), (test, _) = outputs
+        return train, train_ends, test
 
 
 @dataclass(frozen=True, slots=True)
