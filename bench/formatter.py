@@ -34,7 +34,13 @@ QUICK_SIZES = (10 * MB,)
 FULL_SIZES = (10 * MB, 100 * MB, 1000 * MB)
 LAMBDA_MB, FULL_VCPU_MB = 1024, 1769  # a Lambda gets one vCPU at 1,769 MB, a share below
 LAMBDA_LIMIT_S = 900
-S3_MB_PER_S = 90  # one GetObject stream from Lambda, a conservative figure
+# S3 reads: ~90 MB/s per connection (S3's performance guide: "one concurrent request for each
+# 85-90 MB/s of desired network throughput"), and each pass reads with READ_WINDOW ranged GETs
+# at once (dropfit.aws.s3). AWS publishes no network limit for Lambda; the one public measurement
+# (github.com/sjakthol/aws-network-benchmark, 2024: iperf3, one connection, egress) saw 600 Mbps
+# sustained after a 2.7 Gbps burst, at every memory size: the estimate says that case too.
+S3_MB_PER_S = 90
+MEASURED_LAMBDA_NET_MB_PER_S = 75  # 600 Mbps
 PEAK_BYTES_PER_ROW = 7  # split mask and label ids (3), the permutation while drawn (4)
 
 
@@ -203,24 +209,41 @@ def formatter(ctx: Context) -> Iterator[Result]:
             yield _lambda_fit(best, mb)
 
 
+def _read_mb_per_s(network_mb_per_s: float | None = None) -> float:
+    """A pass's S3 read rate: the window's connections at ~90 MB/s each, up to the network's."""
+    from dropfit.aws.s3 import READ_WINDOW
+
+    connections = READ_WINDOW * S3_MB_PER_S
+    return connections if network_mb_per_s is None else min(connections, network_mb_per_s)
+
+
+def _lambda_seconds(cpu_s_per_gb: float, read_mb_per_s: float) -> float:
+    """1 GB in two passes, each as slow as the slower of its work and its S3 read (they
+    overlap)."""
+    return 2 * max(cpu_s_per_gb / 2, 1000 / read_mb_per_s)
+
+
 def _lambda_fit(run: dict[str, Any], mb: float) -> Result:
-    """The 1 GB time on a 1,024 MB Lambda (its share of a vCPU, S3 at one stream's speed), and
+    """The 1 GB time on a 1,024 MB Lambda (its share of a vCPU, S3 read with ranged GETs), and
     the largest CSV one function handles: memory bounds it at 1,024 MB, time (15 min) beyond.
 
     The CPU work is the run's CPU time (all its threads), spread over the vCPUs a function's
     memory buys, at most the CPUs it was measured on here."""
+    from dropfit.aws.s3 import READ_PART_BYTES, READ_WINDOW
+
     seconds, rows, peak_mib = run["cpu_seconds"], run["rows"], run["peak_mib"]
     vcpus = min(LAMBDA_MB / FULL_VCPU_MB, run["cpus"])
-    # two passes, each as slow as the slower of its work and its S3 transfer (they overlap)
-    estimate = 2 * max(seconds / vcpus / 2, mb / S3_MB_PER_S)
+    cpu_s_per_gb = seconds / (mb / 1000) / vcpus
+    estimate = _lambda_seconds(cpu_s_per_gb, _read_mb_per_s())
     bytes_per_row = mb * MB / rows
-    fixed_mib = peak_mib - rows * PEAK_BYTES_PER_ROW / 2**20  # blocks, parser, interpreter
+    # blocks, parser, interpreter, and the S3 reader's parts (the file source here has none)
+    reader_mib = (READ_WINDOW + 1) * READ_PART_BYTES / 2**20
+    fixed_mib = peak_mib + reader_mib - rows * PEAK_BYTES_PER_ROW / 2**20
 
     def largest_gb(memory_mb: int) -> float:
         by_memory = (memory_mb - fixed_mib) * 2**20 / PEAK_BYTES_PER_ROW * bytes_per_row / 1e9
-        cpu_s_per_gb = seconds / (mb / 1000) / min(memory_mb / FULL_VCPU_MB, run["cpus"])
-        s3_s_per_gb = 1000 / S3_MB_PER_S  # the slower of the two passes' reads
-        by_time = LAMBDA_LIMIT_S / (2 * max(cpu_s_per_gb / 2, s3_s_per_gb))
+        cpu_s = seconds / (mb / 1000) / min(memory_mb / FULL_VCPU_MB, run["cpus"])
+        by_time = LAMBDA_LIMIT_S / _lambda_seconds(cpu_s, _read_mb_per_s())
         return round(min(by_memory, by_time), 1)
 
     return Result(
@@ -232,8 +255,15 @@ def _lambda_fit(run: dict[str, Any], mb: float) -> Result:
         detail={
             "local_seconds": round(run["seconds"], 2),
             "cpu_only_seconds": round(seconds / vcpus, 1),
-            "assumes": "1,024/1,769 of a vCPU; S3 reads run ahead in a thread and parts upload "
-            f"in the background, at ~{S3_MB_PER_S} MB/s per stream",
+            "assumes": "1,024/1,769 of a vCPU; each pass reads S3 with "
+            f"{READ_WINDOW} ranged GETs at once at ~{S3_MB_PER_S} MB/s each "
+            f"({_read_mb_per_s():.0f} MB/s), overlapped with the work; parts upload in the "
+            "background",
+            "single_stream_seconds": round(_lambda_seconds(cpu_s_per_gb, S3_MB_PER_S), 1),
+            "network_600Mbps_seconds": round(
+                _lambda_seconds(cpu_s_per_gb, _read_mb_per_s(MEASURED_LAMBDA_NET_MB_PER_S)), 1
+            ),
+            "peak_mib_with_s3_reader": round(peak_mib + reader_mib, 1),
             "largest_csv_gb_1024MB": largest_gb(1024),
             "largest_csv_gb_10240MB": largest_gb(10240),
         },

@@ -21,7 +21,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 # Importing a benchmark module registers its benchmarks: add new ones here.
-from bench import cli, coldstart, formatter, knn, package, pipeline, predict, rivals  # noqa: F401
+from bench import (  # noqa: F401
+    cli,
+    coldstart,
+    formatter,
+    knn,
+    package,
+    pipeline,
+    predict,
+    rivals,
+    s3read,
+)
 from bench.core import REGISTRY, ROOT, Context, Result, table
 
 

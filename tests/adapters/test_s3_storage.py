@@ -36,7 +36,7 @@ def test_an_unversioned_object_replaced_between_passes_is_a_reason(s3: Any) -> N
     s3.put_object(Bucket=BUCKET, Key="incoming/a.csv", Body=b"v2")
 
     with pytest.raises(InvalidUpload) as error:
-        upload.open()
+        upload.open().read()
 
     assert error.value.message == (
         "incoming/a.csv was replaced while it was being read; the new upload is processed as a "

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bench import coldstart, pipeline
+from bench import coldstart, formatter, pipeline
 from bench.core import REGISTRY, Result, Target, run_child, table
 from bench.run import main  # registers every benchmark
 
@@ -23,6 +23,7 @@ def test_every_benchmark_of_the_issue_is_registered() -> None:
         "knn",
         "pipeline",
         "cli",
+        "s3_read",
     } <= set(REGISTRY)
     assert not REGISTRY["package"].quick and not REGISTRY["pipeline"].quick
 
@@ -42,6 +43,17 @@ def test_a_result_is_judged_on_its_ratio_or_value_and_serialised_as_documented()
         "pass": True,
     }
     assert "FAIL" in table([faster, leaner])
+
+
+def test_the_lambda_estimate_reads_each_pass_with_the_window_of_ranged_gets() -> None:
+    # 2 s locally for 1 GB: 1.7 s of CPU per pass on 1,024 MB, less than any pass's S3 read
+    run = {"seconds": 2.0, "cpu_seconds": 2.0, "cpus": 1, "rows": 10_000_000, "peak_mib": 150.0}
+    fit = formatter._lambda_fit(run, 1000.0)
+
+    assert fit.value == pytest.approx(2 * 1000 / (4 * 90))  # 4 GETs at ~90 MB/s each
+    assert fit.detail["single_stream_seconds"] == pytest.approx(2 * 1000 / 90, abs=0.1)
+    assert fit.detail["network_600Mbps_seconds"] == pytest.approx(2 * 1000 / 75, abs=0.1)
+    assert fit.detail["peak_mib_with_s3_reader"] == 190.0  # the reader's 5 parts of 8 MiB
 
 
 def test_the_pipeline_stages_come_from_the_runs_own_timestamps() -> None:

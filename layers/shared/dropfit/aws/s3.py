@@ -1,9 +1,11 @@
 """S3: read an upload exactly as it was announced, as a stream; write datasets in bounded memory.
 
-Reading: each pass of the formatter opens the upload anew, a GetObject of the *same version*
-(``VersionId``; ``IfMatch`` on the ETag when the bucket is not versioned), streamed in blocks while
-a background thread fetches the next one. Two GETs instead of spooling to /tmp: no size limit
-from the ephemeral storage, no disk writes, and in-region transfer costs nothing.
+Reading: each pass of the formatter opens the upload anew and reads the *same version*
+(``VersionId``; ``IfMatch`` on the ETag when the bucket is not versioned) as ranged GETs of
+``read_part_bytes``, ``read_window`` of them fetched at once ahead of the reader and handed over
+strictly in order: one GetObject stream gives ~90 MB/s, S3 scales with concurrent connections.
+Reading twice instead of spooling to /tmp: no size limit from the ephemeral storage, no disk
+writes, and in-region transfer costs nothing.
 
 Writing: :class:`ObjectBatch` hands out writers that upload multipart in parts of ``part_bytes``
 (small objects are one PutObject), at most two parts in flight, and completes every object only
@@ -13,8 +15,7 @@ partial dataset behind.
 
 from __future__ import annotations
 
-import queue
-import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -39,6 +40,10 @@ _GONE = _MISSING | _FORBIDDEN
 _CHANGED = frozenset({"PreconditionFailed", "412"})
 PART_BYTES = 8 * 1024 * 1024  # S3 allows 10,000 parts: objects up to 80 GB
 READ_BYTES = 4 * 1024 * 1024
+# S3's performance guide: byte-range GETs of 8 or 16 MB, one connection per 85-90 MB/s wanted.
+# Memory: the window of parts fetched ahead plus the one being read, 5 x 8 MiB = 40 MiB at most.
+READ_PART_BYTES = 8 * 1024 * 1024
+READ_WINDOW = 4
 
 
 def _version(version_id: str | None) -> dict[str, str]:
@@ -53,9 +58,17 @@ class FoundUpload:
 
 
 class Storage:
-    def __init__(self, client: Any, part_bytes: int = PART_BYTES) -> None:
+    def __init__(
+        self,
+        client: Any,
+        part_bytes: int = PART_BYTES,
+        read_part_bytes: int = READ_PART_BYTES,
+        read_window: int = READ_WINDOW,
+    ) -> None:
         self.client = client
         self.part_bytes = part_bytes
+        self.read_part_bytes = read_part_bytes
+        self.read_window = read_window
 
     def find_upload(self, bucket: str, key: str, version_id: str | None) -> FoundUpload | None:
         """The object's real key and its user metadata, or None if it is gone.
@@ -86,7 +99,14 @@ class Storage:
 
     def open_upload(self, bucket: str, key: str, version_id: str | None) -> Upload:
         """The announced version (never a later overwrite); gone objects are a user error."""
-        return Upload(self.client, bucket, key, version_id)
+        return Upload(
+            self.client,
+            bucket,
+            key,
+            version_id,
+            part_bytes=self.read_part_bytes,
+            window=self.read_window,
+        )
 
     def read_object(self, bucket: str, key: str) -> bytes | None:
         """A small object of ours, whole; None if there is none (403 too: see _GONE)."""
@@ -144,28 +164,48 @@ class Storage:
 class Upload:
     """One object version, opened as a stream as many times as the formatter needs."""
 
-    def __init__(self, client: Any, bucket: str, key: str, version_id: str | None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        *,
+        part_bytes: int = READ_PART_BYTES,
+        window: int = READ_WINDOW,
+    ) -> None:
         self._client = client
         self.bucket, self.key = bucket, key
+        self._part_bytes, self._window = part_bytes, window
         first = self._get(_version(version_id))
         self.metadata: dict[str, str] = dict(first.get("Metadata", {}))
         self.version_id: str | None = first.get("VersionId")
+        self.size: int = first["ContentLength"]
         etag = first.get("ETag")
         # Later reads must see the same bytes: the version if there is one, else the same ETag.
         self._pin = _version(self.version_id) or ({"IfMatch": etag} if etag else {})
         self._first: Readable | None = first["Body"]
 
     def open(self) -> Readable:
-        """A stream over the object from its first byte (the first call reuses the first GET)."""
-        body, self._first = self._first, None
-        if body is None:
-            body = self._get(self._pin)["Body"]
-        return _ReadAhead(body)
+        """A stream over the object from its first byte (the first call reuses the first GET
+        for its first part)."""
+        first, self._first = self._first, None
+        return _RangedRead(self._part, self.size, self._part_bytes, self._window, first)
 
-    def _get(self, pin: dict[str, str]) -> dict[str, Any]:
+    def _part(self, start: int, stop: int) -> bytes:
+        """Bytes ``start`` to ``stop`` (exclusive) of the pinned version."""
+        body = self._get(self._pin, f"bytes={start}-{stop - 1}")["Body"]
+        try:
+            data: bytes = body.read()
+        finally:
+            body.close()
+        return data
+
+    def _get(self, pin: dict[str, str], byte_range: str | None = None) -> dict[str, Any]:
+        ranged = {"Range": byte_range} if byte_range else {}
         try:
             response: dict[str, Any] = self._client.get_object(
-                Bucket=self.bucket, Key=self.key, **pin
+                Bucket=self.bucket, Key=self.key, **pin, **ranged
             )
         except ClientError as error:
             # Reasons name the key only: the bucket is no business of the API's callers.
@@ -201,59 +241,77 @@ class Upload:
         return True
 
 
-class _ReadAhead:
-    """Reads the next blocks of a body in a thread while the caller works on the current one."""
+def _read_fully(body: Readable, size: int) -> bytes:
+    """The first ``size`` bytes of a body (a read may return fewer); the body is closed."""
+    try:
+        parts: list[bytes] = []
+        while size > 0 and (data := body.read(size)):
+            parts.append(data)
+            size -= len(data)
+        return b"".join(parts)
+    finally:
+        body.close()
 
-    def __init__(self, body: Any, block: int = READ_BYTES, depth: int = 2) -> None:
-        self._body = body
-        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(depth)
-        self._buffer = b""
-        self._done = False
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._fetch, args=(block,), daemon=True)
-        self._thread.start()
 
-    def _fetch(self, block: int) -> None:
-        try:
-            while not self._closed.is_set():
-                data = self._body.read(block)
-                self._put(data)
-                if not data:
-                    return
-        except BaseException as error:  # handed to the reader, raised there
-            self._put(error)
+class _RangedRead:
+    """An object's bytes in order, fetched as parts of ``part_bytes`` by ``window`` threads.
 
-    def _put(self, item: bytes | BaseException) -> None:
-        while not self._closed.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+    At most ``window`` parts are fetched or waiting ahead of the one being read, so memory is
+    ``(window + 1) * part_bytes`` whatever the size. A part that fails raises its error when the
+    reader reaches it, as a single stream would at that point.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[int, int], bytes],
+        size: int,
+        part_bytes: int,
+        window: int,
+        first: Readable | None = None,
+    ) -> None:
+        self._fetch, self._size, self._part_bytes = fetch, size, part_bytes
+        self._first = first
+        self._starts = iter(range(0, size, part_bytes))
+        self._pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="s3-read")
+        self._ahead: deque[Future[bytes]] = deque()
+        self._part = memoryview(b"")
+        self._offset = 0
+        for _ in range(window):
+            self._fetch_next()
+
+    def _fetch_next(self) -> None:
+        start = next(self._starts, None)
+        if start is None:
+            return
+        stop = min(start + self._part_bytes, self._size)
+        first, self._first = self._first, None
+        if first is not None:  # the first GET's body: its first part is already on its way
+            self._ahead.append(self._pool.submit(_read_fully, first, stop))
+        else:
+            self._ahead.append(self._pool.submit(self._fetch, start, stop))
 
     def read(self, size: int = -1, /) -> bytes:
-        parts = [self._buffer]
-        have = len(self._buffer)
-        while not self._done and (size < 0 or have < size):
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                raise item
-            if not item:
-                self._done = True
-                break
-            parts.append(item)
-            have += len(item)
-        data = b"".join(parts)
         if size < 0:
-            self._buffer = b""
-            return data
-        self._buffer = data[size:]
-        return data[:size]
+            return b"".join(iter(lambda: self.read(self._part_bytes), b""))
+        pieces: list[memoryview] = []
+        while size > 0:
+            if self._offset == len(self._part):
+                if not self._ahead:
+                    break
+                self._part, self._offset = memoryview(self._ahead.popleft().result()), 0
+                self._fetch_next()
+            piece = self._part[self._offset : self._offset + size]
+            pieces.append(piece)
+            self._offset += len(piece)
+            size -= len(piece)
+        return b"".join(pieces)
 
     def close(self) -> None:
-        self._closed.set()
-        self._thread.join()
-        self._body.close()
+        for future in self._ahead:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        if self._first is not None:
+            self._first.close()
 
 
 class ObjectBatch:
