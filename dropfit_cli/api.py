@@ -191,6 +191,9 @@ class ApiClient:
     def post(self, path: str, **options: Any) -> Response:
         return self.request("POST", path, **options)
 
+    def delete(self, path: str, **options: Any) -> Response:
+        return self.request("DELETE", path, **options)
+
 
 def _response(status: int, headers: Any, body: bytes) -> Response:
     return Response(status, {str(k).lower(): str(v) for k, v in headers}, body)

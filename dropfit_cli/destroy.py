@@ -9,13 +9,14 @@ another stack that shares the prefix keeps the resources of its own models.
 
 Training jobs cannot be deleted: those still running are stopped. The bucket and the table are
 retained by ``sam delete`` (they hold the uploads and the run history); :attr:`DestroySummary.
-next_steps` says how to remove them too. Only botocore is imported (the CLI starts fast).
+next_steps` says how to remove them too. :func:`sweep` does the same for a stack whose outputs are
+at hand (the local stack's ``outputs.json``). ``dropfit destroy`` is the command. Only botocore is
+imported (the CLI starts fast).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,7 @@ class DestroyError(RuntimeError):
 
 @dataclass(frozen=True)
 class Clients:
-    cloudformation: Any
+    cloudformation: Any  # None for a stack whose outputs are at hand (see sweep)
     sagemaker: Any
     dynamodb: Any
 
@@ -60,9 +61,15 @@ class DestroySummary:
     sagemaker_models: list[str] = field(default_factory=list)
     bucket: str | None = None
     table: str | None = None
+    local: bool = False  # the local stack: nothing to `sam delete`
 
     @property
     def next_steps(self) -> list[str]:
+        if self.local:
+            return [
+                "Stop the local stack (Ctrl-C where `dropfit up` runs) when you are done: its "
+                "bucket, table and SageMaker stop with it."
+            ]
         steps = [f"sam delete --stack-name {self.stack} --region {self.region}"]
         if self.bucket:
             steps.append(
@@ -114,12 +121,25 @@ def destroy(
     stack = _describe_stack(clients.cloudformation, stack_name)
     parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    if not outputs.get("SageMakerNamePrefix"):
+        # The prefix the functions give SageMaker names is the stack's output, else the parameter
+        outputs["SageMakerNamePrefix"] = parameters.get("NamePrefix") or DEFAULT_NAME_PREFIX
+    return sweep(stack_name, outputs, clients, dry_run=dry_run)
+
+
+def sweep(
+    stack_name: str,
+    outputs: dict[str, Any],
+    clients: Clients,
+    *,
+    dry_run: bool = False,
+    local: bool = False,
+) -> DestroySummary:
+    """:func:`destroy` for a stack whose outputs are known: ``TableName``, ``BucketName`` and
+    ``SageMakerNamePrefix``."""
     if "TableName" not in outputs:
         raise DestroyError(f"Stack {stack_name} has no TableName output: is it a Dropfit stack?")
-    # The prefix the functions give SageMaker names (the stack's own output), else the parameter.
-    prefix = (
-        outputs.get("SageMakerNamePrefix") or parameters.get("NamePrefix") or DEFAULT_NAME_PREFIX
-    )
+    prefix = str(outputs.get("SageMakerNamePrefix") or DEFAULT_NAME_PREFIX)
     models = _models(clients.dynamodb, outputs["TableName"])
     ours = owned_by(prefix, models)
     summary = DestroySummary(
@@ -129,6 +149,7 @@ def destroy(
         models=models,
         bucket=outputs.get("BucketName"),
         table=outputs["TableName"],
+        local=local,
     )
     sagemaker = clients.sagemaker
 
@@ -221,31 +242,3 @@ def describe(summary: DestroySummary, dry_run: bool = False) -> str:
         *(f"  {step}" for step in summary.next_steps),
     ]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dropfit_cli.destroy --stack NAME [--region R] [--dry-run] [--json]``."""
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(prog="python -m dropfit_cli.destroy", description=__doc__)
-    parser.add_argument("--stack", required=True, help="the stack's name (sam deploy's)")
-    parser.add_argument("--region", help="its region (default: the AWS configuration's)")
-    parser.add_argument("--dry-run", action="store_true", help="list, delete nothing")
-    parser.add_argument("--json", action="store_true", help="the summary as JSON")
-    options = parser.parse_args(argv)
-    try:
-        summary = destroy(options.stack, options.region, dry_run=options.dry_run)
-    except DestroyError as error:
-        print(error, file=sys.stderr)
-        return 2
-    print(
-        json.dumps(summary.as_dict(), indent=2)
-        if options.json
-        else describe(summary, options.dry_run)
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -260,6 +260,151 @@ def report(*, out: Output, target: Callable[[], Target], model: str, open_page: 
             raise Failure("cannot open the report's page here: open the link above instead")
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking first.")
+@stack_options
+def delete(*, out: Output, target: Callable[[], Target], model: str, yes: bool) -> None:
+    """Delete MODEL: its endpoint, endpoint configs and SageMaker models (its training jobs
+    stop). Its uploads, formatted data and run history stay; a new upload creates it anew."""
+    stack = target()
+    if not yes:
+        # On stderr: stdout stays the command's answer (--json).
+        click.confirm(
+            f"Delete model {model} on the {stack.name} stack? Its endpoint stops serving",
+            abort=True,
+            err=True,
+        )
+    out.deleted(_answer(stack.api().delete(f"models/{model}"), f"delete {model}"))
+
+
+@cli.command()
+@click.argument("model")
+@click.option(
+    "--run",
+    metavar="RUN",
+    help="The kept run to serve (`dropfit runs MODEL` lists them); default: the run that "
+    "served before the serving one.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=DEFAULT_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to follow the redeployment.",
+)
+@click.option("--no-wait", is_flag=True, help="Ask for the rollback and return at once.")
+@stack_options
+def rollback(
+    *,
+    out: Output,
+    target: Callable[[], Target],
+    model: str,
+    run: str | None,
+    timeout: float,
+    no_wait: bool,
+) -> None:
+    """Serve a kept run of MODEL again (its endpoint is updated in place; nothing retrains),
+    and follow the redeployment until the run serves."""
+    from dropfit_cli.follow import ROLLBACK_STAGES, RunWatch, rollback_view
+
+    stack = target()
+    asked = stack.api().post(f"models/{model}/rollback", json={"run": run} if run else None)
+    answer = _answer(asked, f"roll back {model}")
+    target_run, replaces = answer["run"], answer.get("replaces")
+    if no_wait:
+        out.result(
+            answer,
+            f"rolling back model {model} to run {target_run} (replaces {replaces}); "
+            f"`dropfit status {model}` shows when it serves",
+        )
+        return
+    out.say(f"rolling back model [bold]{model}[/] to run {target_run} (replaces {replaces})")
+    watch = RunWatch(is_new=lambda seen: seen == target_run, stages=ROLLBACK_STAGES)
+    out.follow_run(
+        stack,
+        model,
+        watch,
+        timeout=timeout,
+        path=f"models/{model}/runs",
+        view=rollback_view(target_run, replaces),
+    )
+    summary = {
+        "model": model,
+        "run": target_run,
+        "replaces": replaces,
+        "outcome": watch.outcome or "timed out",
+        "stage_seconds": watch.stage_seconds(),
+        **({"reason": watch.reason} if watch.reason else {}),
+    }
+    out.rolled_back(summary)
+    if watch.outcome is None:
+        raise Failure(
+            f"run {target_run} is still deploying after {timeout:.0f} s; "
+            f"`dropfit runs {model}` shows where it is",
+            TIMED_OUT,
+        )
+    if watch.outcome != "ready":
+        raise Failure(f"run {target_run} {watch.outcome}: {watch.reason or 'no reason given'}")
+
+
+@cli.command()
+@click.argument("model")
+@stack_options
+def runs(*, out: Output, target: Callable[[], Target], model: str) -> None:
+    """List MODEL's runs, newest first: status, when deployed, whether it can be rolled back
+    to (its endpoint config and model are kept) and why it ended."""
+    out.runs(_answer(target().api().get(f"models/{model}/runs"), f"runs of {model}"))
+
+
+@cli.command()
+@click.option(
+    "--stack",
+    metavar="NAME",
+    help="A deployed stack (CloudFormation); default: the local stack when it is up.",
+)
+@click.option("--region", metavar="REGION", help="The deployed stack's region.")
+@click.option("--dry-run", is_flag=True, help="List what would go; delete nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def destroy(stack: str | None, region: str | None, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Remove every SageMaker resource the stack created (stop its training jobs, delete its
+    endpoints, endpoint configs and models), then say how to delete the stack itself
+    (`sam delete`) and its retained bucket and table. Another stack's resources stay."""
+    from dropfit_cli import destroy as sweeping
+    from dropfit_cli.output import Output
+
+    out = Output(as_json)
+    with _failures():
+        if not dry_run and not yes:
+            click.confirm(
+                f"Delete every endpoint, endpoint config and SageMaker model of the "
+                f"{stack or 'local'} stack? Its models stop serving",
+                abort=True,
+                err=True,
+            )
+        try:
+            if stack:
+                summary = sweeping.destroy(stack, region, dry_run=dry_run)
+            else:
+                summary = _destroy_local(sweeping, dry_run)
+        except sweeping.DestroyError as error:
+            raise Failure(str(error), NO_STACK) from None
+        out.destroyed(summary, dry_run=dry_run)
+
+
+def _destroy_local(sweeping: Any, dry_run: bool) -> Any:
+    """``dropfit destroy`` on the local stack: its outputs.json names what CloudFormation would."""
+    from dropfit_cli.target import Target, local_outputs, state_dir
+
+    outputs = local_outputs(state_dir())
+    stack = Target("local", outputs, str(outputs.get("Region", "us-east-1")))
+    clients = sweeping.Clients(
+        cloudformation=None, sagemaker=stack.client("sagemaker"), dynamodb=stack.client("dynamodb")
+    )
+    return sweeping.sweep("local", outputs, clients, dry_run=dry_run, local=True)
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def up(context: click.Context) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from dropfit_cli.follow import STAGES, RunWatch, follow
+from dropfit_cli.follow import RunWatch, follow
 
 if TYPE_CHECKING:
     from dropfit_cli.target import Target
@@ -49,12 +49,13 @@ class Output:
         return self.follow_run(target, upload.model, watch, timeout=timeout)
 
     def follow_run(
-        self, target: Target, model: str, watch: RunWatch, *, timeout: float
+        self, target: Target, model: str, watch: RunWatch, *, timeout: float, **reading: Any
     ) -> RunWatch:
-        """Poll the model until ``watch``'s run ends, showing its stages as they go."""
+        """Poll the model until ``watch``'s run ends, showing its stages as they go
+        (``reading``: follow's ``path`` and ``view``)."""
         poll = POLL_SECONDS[target.is_local]
         if self.as_json:
-            return follow(target.api(), model, watch, timeout=timeout, poll_seconds=poll)
+            return follow(target.api(), model, watch, timeout=timeout, poll_seconds=poll, **reading)
         if not self.console.is_terminal:
             return follow(
                 target.api(),
@@ -63,6 +64,7 @@ class Output:
                 timeout=timeout,
                 poll_seconds=poll,
                 on_change=self._stage_line(),
+                **reading,
             )
         from rich.live import Live
 
@@ -79,6 +81,7 @@ class Output:
                 poll_seconds=poll,
                 on_change=refresh,
                 on_tick=refresh,
+                **reading,
             )
         return watch
 
@@ -87,7 +90,7 @@ class Output:
         shown: list[str] = []
 
         def line(watch: RunWatch) -> None:
-            for stage in STAGES:
+            for stage in watch.stages:
                 if stage in watch.seen and stage not in shown:
                     self.console.print(f"  {watch.seen[stage]:6.2f} s  {stage}")
                     shown.append(stage)
@@ -199,6 +202,57 @@ class Output:
                 table.add_row(name, str(value))
         self.console.print(table)
 
+    # -- delete, rollback, runs, destroy
+
+    def deleted(self, answer: dict[str, Any]) -> None:
+        removed = len(answer.get("removed_runs") or [])
+        stopped = ", ".join(answer.get("stopped_training_jobs") or []) or "none"
+        self.result(
+            answer,
+            f"deleted model {answer['model']}: endpoint {answer['endpoint']}, the endpoint "
+            f"configs and SageMaker models of {removed} run(s) removed, training jobs stopped: "
+            f"{stopped}. Its uploads, data and run history stay; uploading "
+            f"incoming/{answer['model']}.csv again creates it anew.",
+        )
+
+    def rolled_back(self, summary: dict[str, Any]) -> None:
+        if self.as_json:
+            self.console.print_json(json.dumps(summary))
+            return
+        seconds = ", ".join(f"{name} {s:.2f} s" for name, s in summary["stage_seconds"].items())
+        if summary["outcome"] == "ready":
+            self.console.print(
+                f"run {summary['run']} serves model {summary['model']} again, in place of "
+                f"{summary['replaces']} ({seconds})"
+            )
+        else:
+            self.console.print(f"run {summary['run']}: {summary['outcome']} ({seconds})")
+
+    def runs(self, history: dict[str, Any]) -> None:
+        if self.as_json:
+            self.console.print_json(json.dumps(history))
+            return
+        table = Table(title=f"{history['model']} ({history['status']})", title_justify="left")
+        for column in ("run", "status", "created", "deployed", "can roll back", "reason"):
+            table.add_column(column, overflow="fold")
+        for run in history["runs"]:
+            serving = run["run"] == history.get("deployed_run")
+            table.add_row(
+                f"[bold]{run['run']}[/]" if serving else run["run"],
+                str(run.get("status")) + (" (serving)" if serving else ""),
+                str(run.get("created_at") or "-"),
+                str(run.get("deployed_at") or "-"),
+                "yes" if run.get("can_roll_back") else "no",
+                str(run.get("reason") or ""),
+            )
+        self.console.print(table)
+
+    def destroyed(self, summary: Any, *, dry_run: bool) -> None:
+        """A :class:`dropfit_cli.destroy.DestroySummary`."""
+        from dropfit_cli.destroy import describe
+
+        self.result({**summary.as_dict(), "dry_run": dry_run}, describe(summary, dry_run))
+
 
 def _scalars(figures: Any) -> str:
     """The plain numbers of a metrics object (tables such as per_class are left to the page)."""
@@ -213,7 +267,7 @@ def stage_table(watch: RunWatch) -> Table:
     """The progress display: each stage, whether it is done, its time so far."""
     seconds = watch.stage_seconds()
     table = Table(show_header=False, box=None, padding=(0, 1))
-    for name in STAGES:
+    for name in watch.stages:
         if watch.outcome not in (None, "ready") and name == watch.stage:
             mark = "failed"
         elif name in seconds and (name != watch.stage or watch.outcome == "ready"):

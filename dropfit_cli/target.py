@@ -82,6 +82,14 @@ def resolve(stack: str | None, region: str | None, token: str | None = None) -> 
 
 def local(folder: Path, token: str | None = None) -> Target:
     """The local stack whose ``outputs.json`` is in ``folder``, if its HTTP API answers."""
+    outputs = local_outputs(folder)
+    region = str(outputs.get("Region", "us-east-1"))
+    return Target("local", outputs, region, _local_auth(outputs, region, token))
+
+
+def local_outputs(folder: Path) -> dict[str, Any]:
+    """The outputs of the local stack of ``folder``, if it runs (no API authorisation needed:
+    ``dropfit destroy`` talks to its AWS endpoints only)."""
     path = folder / "outputs.json"
     if not path.is_file():
         raise NoTarget(
@@ -94,8 +102,7 @@ def local(folder: Path, token: str | None = None) -> Target:
             f"the local stack of {path} is not running: start it with `dropfit up` "
             "(or `make up`), or name a deployed stack with --stack NAME"
         )
-    region = str(outputs.get("Region", "us-east-1"))
-    return Target("local", outputs, region, _local_auth(outputs, region, token))
+    return dict(outputs)
 
 
 def deployed(stack: str, region: str | None, token: str | None = None) -> Target:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,11 +12,13 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.stub import Stubber
+from click.testing import CliRunner
 from dropfit.names import endpoint_name, job_name, source_digest
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
 from moto import mock_aws
 
-from dropfit_cli.destroy import Clients, DestroyError, destroy, owned_by
+from dropfit_cli.destroy import Clients, DestroyError, destroy, owned_by, sweep
+from dropfit_cli.main import NO_STACK, cli
 
 REGION = "eu-west-1"
 STACK = "dropfit"
@@ -237,23 +240,75 @@ def test_ownership_follows_dropfits_own_names() -> None:
     assert not owned_by("dropfit", [])("dropfit-iris")
 
 
-def test_the_command_prints_what_went_and_the_next_steps(
-    clients: Clients, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_dropfit_destroy_asks_first_then_prints_what_went_and_the_next_steps(
+    clients: Clients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dropfit_cli import destroy as command
 
     _model(clients, "iris")
     _deployed(clients, "iris", 1)
     monkeypatch.setattr(command.Clients, "create", classmethod(lambda cls, region: clients))
+    arguments = ["destroy", "--stack", STACK, "--region", REGION]
+
+    declined = CliRunner().invoke(cli, arguments, input="n\n")
+    assert declined.exit_code == 1 and "Aborted" in declined.output
+    assert _left(clients)[0] == ["dropfit-iris"]
+    with _stack(clients):
+        done = CliRunner().invoke(cli, [*arguments, "--yes"])
+
+    assert done.exit_code == 0, done.output
+    assert "deleted endpoints: dropfit-iris" in done.output
+    assert f"sam delete --stack-name {STACK} --region {REGION}" in done.output
+    assert _left(clients) == ([], [], [])
+
+
+def test_dropfit_destroy_dry_run_as_json_lists_and_asks_nothing(
+    clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dropfit_cli import destroy as command
+
+    _model(clients, "iris")
+    jobs = _deployed(clients, "iris", 2)
+    monkeypatch.setattr(command.Clients, "create", classmethod(lambda cls, region: clients))
 
     with _stack(clients):
-        code = command.main(["--stack", STACK, "--region", REGION])
+        result = CliRunner().invoke(cli, ["destroy", "--stack", STACK, "--dry-run", "--json"])
 
-    printed = capsys.readouterr().out
-    assert code == 0
-    assert "deleted endpoints: dropfit-iris" in printed
-    assert f"sam delete --stack-name {STACK} --region {REGION}" in printed
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)
+    assert (listed["dry_run"], listed["endpoints"]) == (True, ["dropfit-iris"])
+    assert sorted(listed["sagemaker_models"]) == sorted(jobs)
+    assert _left(clients)[2] == sorted(jobs)
+
+
+def test_dropfit_destroy_of_a_stack_that_is_not_there_is_status_3(
+    clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dropfit_cli import destroy as command
+
+    monkeypatch.setattr(command.Clients, "create", classmethod(lambda cls, region: clients))
+    with Stubber(clients.cloudformation) as stub:
+        stub.add_client_error(
+            "describe_stacks", "ValidationError", "Stack with id x does not exist"
+        )
+        result = CliRunner().invoke(cli, ["destroy", "--stack", "nope", "--yes"])
+
+    assert result.exit_code == NO_STACK
+    assert "No stack named nope" in result.output
+
+
+def test_sweep_reads_the_names_from_outputs_at_hand_and_points_a_local_stack_nowhere_else(
+    clients: Clients,
+) -> None:
+    _model(clients, "iris")
+    _deployed(clients, "iris", 1, prefix="dropfit-local1")
+    outputs = {"TableName": TABLE, "BucketName": BUCKET, "SageMakerNamePrefix": "dropfit-local1"}
+
+    summary = sweep("local", outputs, clients, local=True)
+
+    assert summary.endpoints == ["dropfit-local1-iris"]
     assert _left(clients) == ([], [], [])
+    assert not any("sam delete" in step for step in summary.next_steps)
 
 
 def test_the_stacks_sagemaker_name_prefix_output_wins_over_the_parameter(clients: Clients) -> None:

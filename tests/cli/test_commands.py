@@ -14,7 +14,19 @@ from dropfit_cli.main import cli
 from dropfit_cli.training import example_values, metadata
 
 HEAVY = {"pandas", "numpy", "matplotlib", "dropfit_local", "boto3", "botocore", "rich", "moto"}
-COMMANDS = {"train", "predict", "models", "status", "up", "demo"}
+COMMANDS = {
+    "train",
+    "predict",
+    "models",
+    "status",
+    "report",
+    "runs",
+    "delete",
+    "rollback",
+    "destroy",
+    "up",
+    "demo",
+}
 
 
 def test_help_lists_every_command_and_the_exit_statuses() -> None:
