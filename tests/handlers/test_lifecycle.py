@@ -648,3 +648,75 @@ def test_a_rollback_and_a_pruning_of_the_same_run_never_both_succeed(
     pruned = stack.run("iris", OLD).pruned_at is not None
     assert pruned == (first == "prune")
     assert stack.model("iris").desired_run == (NEW if first == "prune" else OLD)
+
+
+# ------------------------------------------- a rollback, then events of newer uploads (design.md)
+
+
+def test_retried_events_of_the_run_rolled_back_from_leave_the_rollback_serving(
+    stack: Stack,
+    format_function: Function,
+    trained_runs: Callable[[int], list[str]],
+    deploy_function: Function,
+    manage_function: Function,
+) -> None:
+    """Its upload is newer than the rollback's target, yet it served already: its S3 event, its
+    "training finished" event and its endpoint's events, delivered again, deploy nothing."""
+    first, second = trained_runs(2)
+    _rollback(manage_function)
+    deploy_function(endpoint_event(ENDPOINT, first))
+    version = stack.run("iris", second).source["version_id"]
+
+    again = format_function(stack.upload_event("incoming/iris.csv", version))
+    finished = deploy_function(_completed(stack, second))
+    settled = deploy_function(endpoint_event(ENDPOINT, first))
+
+    assert (again["outcome"], finished["outcome"], settled["outcome"]) == (
+        "duplicate",
+        "duplicate",
+        "none",
+    )
+    record = stack.model("iris")
+    assert (record.desired_run, record.deployed_run, record.deploying_run) == (first, first, None)
+    assert stack.run("iris", second).status is RunStatus.SUPERSEDED
+    assert stack.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == first
+
+
+def test_a_newer_upload_trained_before_a_rollback_whose_event_is_retried_after_it_is_deployed(
+    stack: Stack,
+    train: Callable[..., str],
+    trained_runs: Callable[[int], list[str]],
+    deploy_function: Function,
+    manage_function: Function,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rollback re-serves a run that served before; it cancels no upload. A run that had not
+    served yet (here TRAINED, its event throttled and retried by Lambda after the rollback) is
+    newer than the rollback's target in S3's order, so it is deployed once trained, as any
+    upload after the rollback is (docs/design.md, Rollback)."""
+    first, second = trained_runs(2)
+    third = train(2)
+    table = deploy_function.module.deployer.table
+    propose = table.propose_desired_run
+    throttled = ClientError({"Error": {"Code": "ThrottlingException"}}, "UpdateItem")
+
+    def throttled_once(*args: Any, **kwargs: Any) -> bool:
+        monkeypatch.setattr(table, "propose_desired_run", propose)
+        raise throttled
+
+    monkeypatch.setattr(table, "propose_desired_run", throttled_once)
+    with pytest.raises(ClientError):
+        deploy_function(_completed(stack, third))  # Lambda retries the event later
+    assert stack.run("iris", third).status is RunStatus.TRAINED
+    assert _rollback(manage_function).status == 202  # the model serves second, nothing deploys
+    deploy_function(endpoint_event(ENDPOINT, first))
+    assert stack.model("iris").deployed_run == first
+
+    retried = deploy_function(_completed(stack, third))
+    deploy_function(endpoint_event(ENDPOINT, third))
+
+    assert retried["outcome"] == "update"
+    record = stack.model("iris")
+    assert (record.desired_run, record.deployed_run) == (third, third)
+    assert stack.run("iris", first).status is RunStatus.SUPERSEDED
+    assert stack.run("iris", second).status is RunStatus.SUPERSEDED
