@@ -16,7 +16,9 @@ fires a given number of times, then stays as a record of how often it fired. Two
     The next N deployments (CreateEndpoint or UpdateEndpoint) of that endpoint in the local
     SageMaker fail as a model container that cannot load its artifact fails: the production
     variant does not pass its ping health check. A failed update rolls back, so the endpoint
-    keeps serving its previous config; a failed creation leaves it ``Failed``.
+    keeps serving its previous config; a failed creation leaves it ``Failed``. Injected with
+    ``hold_seconds``, the deployment does not fail: it stays ``Creating`` or ``Updating`` that
+    much longer, then goes on as usual (to act while an endpoint is changing).
 
 This module uses the standard library only: the stack copies it next to the runtimes (as a
 layer would), so the runtime processes import it without the repository on their path.
@@ -59,6 +61,7 @@ class Fault:
     message: str
     firing: int  # 1 for the first time it fired
     times: int  # how many times it fires in all
+    hold_seconds: float = 0.0  # endpoint: a deployment held this long instead of failed
 
 
 def _path(directory: Path, target: str) -> Path:
@@ -81,13 +84,29 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def inject(
-    directory: Path | str, target: str, times: int, *, match: str = "", message: str = ""
+    directory: Path | str,
+    target: str,
+    times: int,
+    *,
+    match: str = "",
+    message: str = "",
+    hold_seconds: float = 0.0,
 ) -> None:
-    """Make ``target`` fail its next ``times`` invocations or deployments (see module docs)."""
+    """Make ``target`` fail its next ``times`` invocations or deployments, or hold its next
+    ``times`` deployments ``hold_seconds`` longer (see module docs)."""
     if times < 1:
         raise ValueError("times must be at least 1")
+    if hold_seconds < 0 or (hold_seconds and not target.startswith("endpoint:")):
+        raise ValueError("hold_seconds: a positive delay, for an endpoint: target only")
     directory = Path(directory)
-    spec = {"target": target, "times": times, "fired": 0, "match": match, "message": message}
+    spec = {
+        "target": target,
+        "times": times,
+        "fired": 0,
+        "match": match,
+        "message": message,
+        "hold_seconds": hold_seconds,
+    }
     with _locked(directory):
         _path(directory, target).write_text(json.dumps(spec))
 
@@ -131,7 +150,7 @@ def claim(directory: Path | str, target: str, subject: str = "") -> Fault | None
         path.write_text(json.dumps(spec))
     firing, times = int(spec["fired"]), int(spec["times"])
     text = spec["message"] or f"Injected fault {firing} of {times} on {target} (test only)"
-    return Fault(target, text, firing, times)
+    return Fault(target, text, firing, times, float(spec.get("hold_seconds") or 0.0))
 
 
 # ---------------------------------------------------------------- inside a Lambda runtime

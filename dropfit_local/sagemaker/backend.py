@@ -654,11 +654,16 @@ class SageMakerBackend:
             self._publish_endpoint(endpoint)
 
     def _injected_fault(self, endpoint: str, config: Mapping[str, Any]) -> None:
-        """Fail this deployment if a test injected an ``endpoint:`` fault (off by default)."""
+        """Fail (or hold) this deployment if a test injected an ``endpoint:`` fault (off by
+        default)."""
         if self._faults_dir is None:
             return
         fault = faults.claim(self._faults_dir, f"endpoint:{endpoint}")
-        if fault is not None:
+        if fault is not None and fault.hold_seconds:
+            self._log(f"[sagemaker] endpoint {endpoint} held {fault.hold_seconds} s (test only)")
+            if self._closing.wait(fault.hold_seconds):
+                raise _ShuttingDown
+        elif fault is not None:
             variant = config["ProductionVariants"][0]["VariantName"]
             self._log(f"[sagemaker] endpoint {endpoint} variant {variant}: {fault.message}")
             raise _unhealthy(variant)

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 
 from dropfit_cli.main import FAILED, NO_STACK, USAGE, cli
 
-from .stack import DATA, Local
+from .stack import DATA, IRIS, Local, run_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -193,3 +193,102 @@ def test_predict_imports_nothing_heavy(trained: Result, local: Local) -> None:
 
 
 HEAVY = {"pandas", "numpy", "matplotlib", "dropfit_local", "boto3", "moto", "requests"}
+
+
+def _relabelled(body: bytes) -> bytes:
+    """iris with other class names: a run whose label map differs from iris'."""
+    return (
+        body.replace(b"setosa", b"small")
+        .replace(b"versicolor", b"medium")
+        .replace(b"virginica", b"large")
+    )
+
+
+def _sagemaker_names(local: Local, prefix: str) -> list[str]:
+    """Every endpoint, endpoint config and SageMaker model whose name starts with ``prefix``."""
+    sagemaker = local.sagemaker
+    return sorted(
+        [e["EndpointName"] for e in sagemaker.list_endpoints(NameContains=prefix)["Endpoints"]]
+        + [
+            c["EndpointConfigName"]
+            for c in sagemaker.list_endpoint_configs(NameContains=prefix)["EndpointConfigs"]
+        ]
+        + [m["ModelName"] for m in sagemaker.list_models(NameContains=prefix)["Models"]]
+    )
+
+
+def test_rollback_runs_and_delete_end_to_end(
+    dropfit: CliRunner, local: Local, tmp_path: Path
+) -> None:
+    upload = tmp_path / "cli-life.csv"  # one key: the model's name and its owner
+    upload.write_bytes((DATA / "iris.csv").read_bytes())
+    first = dropfit.invoke(cli, ["train", str(upload), "--json"])
+    upload.write_bytes(_relabelled((DATA / "iris.csv").read_bytes()))
+    second = dropfit.invoke(cli, ["train", str(upload), "--json"])
+    assert first.exit_code == second.exit_code == 0, (first.output, second.output)
+    first_run, second_run = json.loads(first.output)["run"], json.loads(second.output)["run"]
+    predicted = json.loads(dropfit.invoke(cli, ["predict", "cli-life", *IRIS_ROW, "--json"]).output)
+    assert (predicted["run"], predicted["predictions"]) == (second_run, [{"label": "small"}])
+
+    runs = json.loads(dropfit.invoke(cli, ["runs", "cli-life", "--json"]).output)
+    assert [(r["run"], r["can_roll_back"]) for r in runs["runs"]] == [
+        (second_run, False),
+        (first_run, True),
+    ]
+    rolled = dropfit.invoke(cli, ["rollback", "cli-life"])
+
+    assert rolled.exit_code == 0, rolled.output
+    assert f"run {first_run} serves model cli-life again, in place of {second_run}" in rolled.output
+    predicted = json.loads(dropfit.invoke(cli, ["predict", "cli-life", *IRIS_ROW, "--json"]).output)
+    assert (predicted["run"], predicted["predictions"]) == (first_run, [{"label": "setosa"}])
+
+    deleted = dropfit.invoke(cli, ["delete", "cli-life", "--yes", "--json"])
+
+    assert deleted.exit_code == 0, deleted.output
+    assert json.loads(deleted.output)["status"] == "deleted"
+    local.wait_until(
+        "every endpoint, config and model of cli-life gone",
+        lambda: not _sagemaker_names(local, f"{local.prefix}-cli-life"),
+    )
+    gone = dropfit.invoke(cli, ["predict", "cli-life", *IRIS_ROW])
+    assert gone.exit_code == FAILED and "was deleted" in gone.output
+    upload.write_bytes((DATA / "iris.csv").read_bytes() + b"\n")
+    again = dropfit.invoke(cli, ["train", str(upload)])
+    assert again.exit_code == 0, again.output
+    assert "setosa" in dropfit.invoke(cli, ["predict", "cli-life", *IRIS_ROW]).output
+
+
+def test_destroy_removes_a_local_stacks_sagemaker_resources_and_keeps_anothers(
+    local: Local, tmp_path: Path
+) -> None:
+    options = ("--stack-name", "dropfit-local-doomed", "--join", str(local.outputs_path))
+    with run_stack(tmp_path, *options) as doomed:
+        local.upload("cli-doomed.csv", IRIS)
+        doomed.upload("cli-doomed.csv", IRIS)
+        assert local.wait_for_new_run("cli-doomed")["status"] == "ready"
+        assert doomed.wait_for_new_run("cli-doomed")["status"] == "ready"
+        ours, theirs = f"{local.prefix}-cli-doomed", f"{doomed.prefix}-cli-doomed"
+        kept = _sagemaker_names(local, ours)
+        resources = _sagemaker_names(local, theirs)
+        assert theirs in resources and len(resources) == 3  # endpoint, its config, its model
+        runner = CliRunner(env={"DROPFIT_STATE_DIR": str(doomed.state_dir)})
+
+        listed = runner.invoke(cli, ["destroy", "--dry-run", "--json"])
+        assert listed.exit_code == 0, listed.output
+        summary = json.loads(listed.output)
+        assert summary["endpoints"] == [theirs]
+        assert (
+            sorted(summary["endpoints"] + summary["endpoint_configs"] + summary["sagemaker_models"])
+            == resources
+        )
+        assert _sagemaker_names(local, theirs) == resources  # a dry run deletes nothing
+
+        done = runner.invoke(cli, ["destroy", "--yes"])
+
+        assert done.exit_code == 0, done.output
+        assert f"deleted endpoints: {theirs}" in done.output
+        local.wait_until(
+            "the doomed stack's resources gone", lambda: not _sagemaker_names(local, theirs)
+        )
+        assert _sagemaker_names(local, ours) == kept
+        assert local.predict("cli-doomed", [[5.1, 3.5, 1.4, 0.2]]).status_code == 200

@@ -210,3 +210,47 @@ def test_the_lifecycle_routes_require_the_apis_authorisation(local: Local) -> No
     ):
         answer = requests.request(method, f"{local.api}{path}", timeout=30)
         assert answer.status_code in (401, 403), (method, path, answer.status_code)
+
+
+HOLD_SECONDS = 6.0  # the endpoint's deployment, held by the local SageMaker (faults, test only)
+TERMINAL = {"DEPLOYED", "SUPERSEDED", "FAILED", "REJECTED"}
+
+
+@pytest.mark.parametrize("change", ["Creating", "Updating"])
+def test_a_model_deleted_while_its_endpoint_changes_gets_no_endpoint_back(
+    local: Local, change: str
+) -> None:
+    """DELETE leaves a changing endpoint alone (SageMaker must not lose its config meanwhile);
+    once it settles, its state change event deletes it and every config and model of the runs.
+    No endpoint comes back, and every run ends with a reason."""
+    model = f"lc-{change.lower()}"
+    endpoint = f"{local.prefix}-{model}"
+    fault = f"endpoint:{endpoint}"
+    if change == "Updating":
+        local.upload(f"{model}.csv", IRIS)
+        _deployed(local, model)
+    faults.inject(local.faults_dir, fault, 1, hold_seconds=HOLD_SECONDS)
+    try:
+        local.upload(f"{model}.csv", IRIS + b"\n" if change == "Updating" else IRIS)
+        local.wait_until(
+            "the deployment held", lambda: faults.fired(local.faults_dir, fault), seconds=120
+        )
+        status = local.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"]
+        deleted = _delete(local, model)
+    finally:
+        faults.clear(local.faults_dir, fault)
+
+    assert (status, deleted["endpoint"]) == (change, change)
+    assert local.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == change
+    local.wait_until(
+        "the endpoint and every resource gone",
+        lambda: _resources(local, model) == NOTHING,
+        seconds=HOLD_SECONDS + 60,
+    )
+    time.sleep(2)  # an endpoint that would come back (a late create or update) shows by now
+    assert _resources(local, model) == NOTHING
+    runs = _runs(local, model)["runs"]
+    assert runs and all(run["status"] in TERMINAL and run["reason"] for run in runs), runs
+    assert all("deleted" in run["reason"] for run in runs), runs
+    description = local.describe(model)
+    assert description is not None and description["status"] == "deleted"

@@ -6,6 +6,7 @@ import io
 import json
 import tarfile
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -707,6 +708,23 @@ def test_an_injected_endpoint_fault_fails_the_next_deployment_only(
         "check. Please check CloudWatch logs for this endpoint."
     )
     assert (updated["EndpointConfigName"], "FailureReason" in updated) == (new, False)
+    assert faults.fired(faults_dir, f"endpoint:{endpoint}") == 1
+
+
+def test_an_endpoint_held_by_a_fault_stays_changing_then_serves(
+    aws: Aws, iris: Iris, faults_dir: Path
+) -> None:
+    config = create_config(aws, create_model(aws, put_model(aws, iris)))
+    endpoint = unique("endpoint")
+    faults.inject(faults_dir, f"endpoint:{endpoint}", 1, hold_seconds=2.0)
+
+    aws.sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+    time.sleep(1.0)  # the local SageMaker's own delay is 0.3 s
+    held = aws.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"]
+    served = in_service(aws, endpoint)
+
+    assert held == "Creating"
+    assert (served["EndpointStatus"], "FailureReason" in served) == ("InService", False)
     assert faults.fired(faults_dir, f"endpoint:{endpoint}") == 1
 
 
