@@ -346,12 +346,31 @@ def test_an_endpoint_error_drops_the_cached_model_record(
     runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
 
     statuses = [_call(predict_function, predict_event(body=ONE_FLOWER)).status for _ in range(2)]
-    assert reads.take() == ["MODEL", f"metadata {OLD}"]
+    # the error came with a cached record: read afresh (and cached), to tell a deleted model apart
+    assert reads.take() == ["MODEL", f"metadata {OLD}", "MODEL"]
     assert _call(predict_function, predict_event(body=ONE_FLOWER)).status == 200
 
     runtime.assert_done()
     assert statuses == [200, 503]
-    assert reads.take() == ["MODEL"]
+    assert reads.take() == []
+
+
+def test_a_model_deleted_while_its_record_is_cached_is_said_deleted_at_once(
+    stack: Stack, predict_function: Function, runtime: RuntimeScript, deployed: Run
+) -> None:
+    """Its endpoint is gone before the cached record expires: the answer is the deletion (404),
+    not "no endpoint is serving yet, retry"."""
+    predict_function.module.service.clock = Clock()
+    runtime.answers(b"6.7,3.0,5.2,2.3", ONE_ANSWER, OLD)
+    runtime.fails("ValidationError", f"Endpoint {ENDPOINT} of account 123 not found.", 400)
+    assert _call(predict_function, predict_event(body=ONE_FLOWER)).status == 200
+    stack.runs.mark_deleted("iris")
+
+    answer = _call(predict_function, predict_event(body=ONE_FLOWER))
+
+    runtime.assert_done()
+    assert (answer.status, answer.body["error"]["code"]) == (404, "ModelNotFound")
+    assert "was deleted" in answer.body["error"]["message"]
 
 
 def test_first_deployment_in_progress_answers_from_the_deploying_run(

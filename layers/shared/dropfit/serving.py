@@ -145,6 +145,10 @@ class ModelService:
             if retried:
                 raise ModelNotReady("The model is being updated; retry shortly.", 1) from None
             return self._predict(model, body, content_type, neighbors, retried=True)
+        except ApiError:
+            if from_cache:
+                self._serving_model(model)  # read afresh: a deleted model says so (404)
+            raise
         if invocation.variant is not None and invocation.variant != serving:
             self._serving.pop(model, None)  # a newer run answers: the record is behind
         # Map labels with the run whose variant answered: during an update both may answer.
