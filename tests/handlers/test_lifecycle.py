@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -688,7 +689,6 @@ def test_a_newer_upload_trained_before_a_rollback_whose_event_is_retried_after_i
     trained_runs: Callable[[int], list[str]],
     deploy_function: Function,
     manage_function: Function,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A rollback re-serves a run that served before; it cancels no upload. A run that had not
     served yet (here TRAINED, its event throttled and retried by Lambda after the rollback) is
@@ -697,15 +697,12 @@ def test_a_newer_upload_trained_before_a_rollback_whose_event_is_retried_after_i
     first, second = trained_runs(2)
     third = train(2)
     table = deploy_function.module.deployer.table
-    propose = table.propose_desired_run
     throttled = ClientError({"Error": {"Code": "ThrottlingException"}}, "UpdateItem")
-
-    def throttled_once(*args: Any, **kwargs: Any) -> bool:
-        monkeypatch.setattr(table, "propose_desired_run", propose)
-        raise throttled
-
-    monkeypatch.setattr(table, "propose_desired_run", throttled_once)
-    with pytest.raises(ClientError):
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        pytest.raises(ClientError),
+    ):
+        patch.setattr(table, "propose_desired_run", Mock(side_effect=throttled))
         deploy_function(_completed(stack, third))  # Lambda retries the event later
     assert stack.run("iris", third).status is RunStatus.TRAINED
     assert _rollback(manage_function).status == 202  # the model serves second, nothing deploys
