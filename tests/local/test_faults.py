@@ -137,3 +137,11 @@ def test_the_runtime_wrapper_fails_matching_invocations_and_otherwise_runs_the_h
     )
     assert json.loads(retried.payload) == {"event": {"note": "crash me"}, "handler": "app.echo"}
     assert faults.fired(faults_dir, "function:EchoFunction") == 1
+
+
+def test_only_an_endpoint_fault_may_hold_a_deployment(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="for an endpoint: target only"):
+        faults.inject(tmp_path, "function:FormatFunction", 1, hold_seconds=1.0)
+    faults.inject(tmp_path, "endpoint:dropfit-iris", 1, hold_seconds=1.5)
+    fault = faults.claim(tmp_path, "endpoint:dropfit-iris")
+    assert fault is not None and fault.hold_seconds == 1.5
