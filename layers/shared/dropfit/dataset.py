@@ -45,6 +45,7 @@ from dropfit.csvscan import (
 )
 from dropfit.csvsource import Source, bytes_source
 from dropfit.errors import InvalidUpload
+from dropfit.heap import keep_freed_memory
 from dropfit.labels import LabelMap
 from dropfit.options import AUTO, K_MAX, KChoice, UploadOptions
 from dropfit.parallel import usable_cpus
@@ -155,6 +156,7 @@ def plan_dataset(
         from dropfit import preprocessed
 
         return preprocessed.plan(source, options, default_k, layout)
+    keep_freed_memory()
     workers = usable_cpus()
     try:
         found = plaincsv.scan(source, options.label, options.predictor_type, workers)

@@ -62,7 +62,8 @@ class Fields:
     """
 
     piece: U8  # the piece, without the blank lines it may have had
-    edges: I64  # (lines, columns + 1), a view
+    edges: I64  # (lines, columns + 1), a view of flat
+    flat: I64  # where every field starts, then one past the piece's end
 
     @property
     def n_rows(self) -> int:
@@ -114,7 +115,7 @@ def _fields(piece: U8, n_columns: int) -> Fields | None:
     rows = np.lib.stride_tricks.as_strided(
         edges, (n_rows, n_columns + 1), (n_columns * step, step), writeable=False
     )
-    return Fields(piece, rows)
+    return Fields(piece, rows, edges)
 
 
 # --- pass 1: labels and numbers -------------------------------------------------------------
@@ -189,13 +190,29 @@ def plain_numbers(data: U8, found: Fields, label: int | None) -> bool:
     # the bytes +,-./0123456789 and the line feed, but the slash
     if not (((body - _PLUS) < 15) | (body == _NEWLINE)).all() or (body == _SLASH).any():
         return False
-    signs = (body[1:] == _MINUS) | (body[1:] == _PLUS)
-    if (signs & (body[:-1] != _COMMA) & (body[:-1] != _NEWLINE)).any():
-        return False  # a sign that does not open its field
+    # A sign opens its field: as many signs as fields that start with one. (Counted, not
+    # compared with the byte before each: numpy's passes over two shifted views are slow.)
+    signs = np.count_nonzero(body == _MINUS) + np.count_nonzero(body == _PLUS)
+    if signs:
+        first = body[found.flat[:-1]]  # every field's first byte
+        if np.count_nonzero(first == _MINUS) + np.count_nonzero(first == _PLUS) != signs:
+            return False
     dots = np.flatnonzero(body == _DOT)
+    if len(dots) == found.n_rows * found.n_columns and _a_point_in_each_quickly(dots, found):
+        return True
     if len(dots) == found.n_rows * found.n_columns:
         return _a_point_in_each(dots, found, label)
     return _at_most_a_point_in_each(body, dots, found, label)
+
+
+def _a_point_in_each_quickly(dots: I64, found: Fields) -> bool:
+    """As many points as fields: the k-th point lies in the k-th field, at most 38 characters
+    after its start and 2 before its end, for every k (a blanked label of one character is
+    not: :func:`_a_point_in_each` then looks again, label aside)."""
+    before = dots - found.flat[:-1]  # characters before the point
+    if before.min() < 0 or before.max() > _MAX_INTEGER_PART:
+        return False
+    return bool((found.flat[1:] - dots).min() >= 3)  # 2 + digits after it
 
 
 def _a_point_in_each(dots: I64, found: Fields, label: int | None) -> bool:
