@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -294,9 +294,12 @@ def _is_header(cells: list[str], features: Sequence[str]) -> bool:
     return cells == list(features) or not all(map(DECIMAL.fullmatch, cells))
 
 
-def to_endpoint_csv(rows: Sequence[Sequence[float]]) -> bytes:
-    """The k-NN text/csv request: one row per instance, no label; repr keeps every digit."""
-    payload = "\n".join(",".join(map(repr, row)) for row in rows).encode()
+def to_endpoint_csv(
+    rows: Sequence[Sequence[float]], number: Callable[[float], str] = repr
+) -> bytes:
+    """The k-NN text/csv request: one row per instance, no label; repr keeps every digit
+    (transformed rows: ``number`` writes them as the channels hold them)."""
+    payload = "\n".join(",".join(map(number, row)) for row in rows).encode()
     if len(payload) > MAX_ENDPOINT_PAYLOAD:
         raise PayloadTooLarge(
             f"The instances make a {len(payload)} byte request; the endpoint accepts at most "

@@ -1,7 +1,8 @@
 """The formatter's path for uploads whose features are transformed (scale, encode, missing).
 
-Three passes over the upload, read in chunks with pandas (every value as text, as the reference
-engine reads it):
+The reference engine: three passes over the upload, read in chunks with pandas (every value as
+text, as the reference engine reads it). Plain uploads take the fast engine
+(:mod:`dropfit.plaintransform`), which finds the same figures and writes the same bytes.
 
 1. scan: validate (text features need ``encode=onehot``, empty cells ``missing=drop|median``),
    count the rows kept (``missing=drop`` leaves out every row with an empty cell), find the
@@ -11,7 +12,8 @@ engine reads it):
    missing, each text column's categories; keep the first :data:`crossval.MAX_ROWS` training
    rows of the split's order for cross-validation (``scale=auto``, ``k=auto``);
 3. write: every kept row transformed (:mod:`dropfit.preprocessing`'s arithmetic, with numpy),
-   label first, numbers as ``repr`` of their float64, to its channel.
+   label first, numbers as :mod:`dropfit.floattext` writes them (the float32 k-NN reads, as
+   predict sends it), to its channel.
 
 Memory: one chunk of ~400,000 cells, 1 byte per data row (which rows are kept, then which are
 test rows), the cross-validation sample, and, for ``missing=median``, 8 bytes per training row
@@ -50,11 +52,14 @@ from dropfit.dataset import (
     train_parts,
 )
 from dropfit.errors import InvalidUpload
+from dropfit.floattext import rows_text
 from dropfit.options import AUTO, KChoice, UploadOptions
 from dropfit.preprocessing import CATEGORY, NUMBER, Column, Preprocessing
+from dropfit.run_metadata import RunMetadata
 from dropfit.split import holdout_mask, train_order_head
 
 F64 = npt.NDArray[np.float64]
+U8 = npt.NDArray[np.uint8]
 MAX_CATEGORIES = 100  # per text column: one-hot encoding is for categories, not free text
 
 
@@ -185,9 +190,16 @@ def _check(found: _Found, options: UploadOptions) -> list[str]:
     return kinds
 
 
+GROUP = 4096  # values per moment update: the figures never depend on how the upload was read
+
+
 @dataclass(slots=True)
-class _Moments:
-    """Count, mean, sum of squared deviations, min and max of a column's training values."""
+class Moments:
+    """Count, mean, sum of squared deviations, min and max of a column's training values.
+
+    Values are taken in upload order in groups of :data:`GROUP` (Chan's pairwise update per
+    group), whatever batches they come in: both engines find the same figures, bit for bit.
+    """
 
     count: int = 0
     mean: float = 0.0
@@ -195,19 +207,39 @@ class _Moments:
     low: float = np.inf
     high: float = -np.inf
     values: list[F64] = field(default_factory=list)  # kept for the median
+    _pending: list[F64] = field(default_factory=list)
+    _pending_count: int = 0
 
-    def add(self, x: F64, keep: bool) -> None:
+    def add(self, x: F64, keep: bool = False) -> None:
         if not len(x):
             return
+        self.low, self.high = min(self.low, float(x.min())), max(self.high, float(x.max()))
+        if keep:
+            self.values.append(x)
+        self._pending.append(x)
+        self._pending_count += len(x)
+        if self._pending_count >= GROUP:
+            pending = np.concatenate(self._pending)
+            whole = len(pending) - len(pending) % GROUP
+            for start in range(0, whole, GROUP):
+                self._update(pending[start : start + GROUP])
+            rest = pending[whole:]
+            self._pending, self._pending_count = [rest], len(rest)
+
+    def close(self) -> Moments:
+        """The figures, with the last (partial) group counted."""
+        if self._pending_count:
+            self._update(np.concatenate(self._pending))
+            self._pending, self._pending_count = [], 0
+        return self
+
+    def _update(self, x: F64) -> None:
         n, mean = len(x), float(x.mean())
         total = self.count + n
         delta = mean - self.mean
         self.mean += delta * n / total
         self.m2 += float(((x - mean) ** 2).sum()) + delta * delta * self.count * n / total
         self.count = total
-        self.low, self.high = min(self.low, float(x.min())), max(self.high, float(x.max()))
-        if keep:
-            self.values.append(x)
 
 
 def _numbers(texts: npt.NDArray[Any]) -> F64:
@@ -239,7 +271,22 @@ def plan(
     source: Source, options: UploadOptions, default_k: KChoice, layout: TrainLayout
 ) -> DatasetPlan:
     """Passes 1 and 2: validate, fit the transform on the training rows, choose k and the
-    scaling if asked; the plan's write is pass 3."""
+    scaling if asked; the plan's write is pass 3.
+
+    A plain upload (:mod:`dropfit.plaincsv`) takes the fast engine,
+    :mod:`dropfit.plaintransform`, which writes the same bytes; this module is the reference.
+    """
+    # imported here: it builds on this module's fitting
+    from dropfit import plaintransform
+
+    fast = plaintransform.plan(source, options, default_k, layout)
+    return fast if fast is not None else reference_plan(source, options, default_k, layout)
+
+
+def reference_plan(
+    source: Source, options: UploadOptions, default_k: KChoice, layout: TrainLayout
+) -> DatasetPlan:
+    """:func:`plan` with pandas, for any upload the options accept."""
     found = _scan(source, options, None)
     label = _label(found.header, found.columns, options)
     if label != found.label:
@@ -257,10 +304,29 @@ def plan(
     )
     metadata, encoding, k_auto = decide(scan, label, options, default_k)
     is_test = holdout_mask(n_kept, options.test_fraction)
-    classifier = metadata.predictor_type == "classifier"
     spec, moments, sample = _fit(
         source, found=found, kinds=kinds, encoding=encoding, is_test=is_test, options=options
     )
+    spec, metadata = finish(spec, moments, sample, metadata, options, k_auto)
+    parts = train_parts(found.size, metadata, layout)
+    indices = [j for j in range(len(found.header)) if j != label]
+
+    def write(router: Router) -> None:
+        _write(source, found=found, spec=spec, indices=indices, encoding=encoding, router=router)
+
+    return DatasetPlan(metadata, parts, "preprocessed", write)
+
+
+def finish(
+    spec: Preprocessing,
+    moments: list[Moments],
+    sample: tuple[F64, F64],
+    metadata: RunMetadata,
+    options: UploadOptions,
+    k_auto: bool,
+) -> tuple[Preprocessing, RunMetadata]:
+    """The fitted transform (the scaling chosen by cross-validation if asked) and the run's
+    metadata (k chosen if asked), from the unscaled fit and the cross-validation sample."""
     if spec.width > MAX_FEATURES:
         raise InvalidUpload(
             f"One-hot encoding makes {spec.width} features; at most {MAX_FEATURES} are supported."
@@ -278,7 +344,7 @@ def plan(
         found_search = crossval.search(
             features,
             labels,
-            classifier,
+            metadata.predictor_type == "classifier",
             k_candidates(metadata.sample_size) if k_auto else [metadata.k],
             crossval.SCALES if options.scale == AUTO else [options.scale],
             scaled=numeric,
@@ -291,15 +357,9 @@ def plan(
             spec = replace(
                 spec, scale_chosen_by="cross-validation", scale_scores=found_search.scale_scores
             )
-    spec = _scaled(spec, scale, moments)
+    spec = scaled(spec, scale, moments)
     metadata = replace(metadata, feature_dim=spec.width, preprocessing=spec.to_json(), **changes)
-    parts = train_parts(found.size, metadata, layout)
-    indices = [j for j in range(len(found.header)) if j != label]
-
-    def write(router: Router) -> None:
-        _write(source, found=found, spec=spec, indices=indices, encoding=encoding, router=router)
-
-    return DatasetPlan(metadata, parts, "preprocessed", write)
+    return spec, metadata
 
 
 def _fit(
@@ -310,14 +370,14 @@ def _fit(
     encoding: Encoding,
     is_test: npt.NDArray[np.bool_],
     options: UploadOptions,
-) -> tuple[Preprocessing, list[_Moments], tuple[F64, F64]]:
+) -> tuple[Preprocessing, list[Moments], tuple[F64, F64]]:
     """Pass 2 over the training rows: the unscaled transform and the cross-validation sample."""
     indices = encoding.feature_indices
     n_kept = len(is_test)
     wanted = train_order_head(n_kept, options.test_fraction, crossval.MAX_ROWS)
     rank = np.argsort(wanted)  # the sample's kept rows in upload order, and their places
     ordered = wanted[rank]
-    moments = [_Moments() for _ in indices]
+    moments = [Moments() for _ in indices]
     categories: list[dict[str, int]] = [{} for _ in indices]
     median = [
         options.missing == "median" and found.empties[j] > 0 and kind == NUMBER
@@ -355,7 +415,7 @@ def _fit(
         if kind == CATEGORY:
             columns.append(Column(name, CATEGORY, categories=sorted(categories[c])))
             continue
-        m = moments[c]
+        m = moments[c].close()
         if m.count == 0:
             raise InvalidUpload(
                 f"Column {name!r} has no value in any training row; there is nothing to learn "
@@ -377,7 +437,7 @@ def _fit(
     return spec, moments, (features, labels)
 
 
-def _scaled(spec: Preprocessing, scale: str, moments: list[_Moments]) -> Preprocessing:
+def scaled(spec: Preprocessing, scale: str, moments: list[Moments]) -> Preprocessing:
     """The transform with each number column's offset and divisor for ``scale``."""
     columns = []
     for column, m in zip(spec.columns, moments, strict=True):
@@ -391,6 +451,17 @@ def _scaled(spec: Preprocessing, scale: str, moments: list[_Moments]) -> Preproc
         # a constant column: divided by 1, as scikit-learn does
         columns.append(replace(column, offset=offset, divisor=divisor if divisor > 0 else 1.0))
     return replace(spec, scale=scale, columns=columns)
+
+
+def write_rows(
+    router: Router, row0: int, prefix: U8, prefix_keep: npt.NDArray[np.bool_], vectors: F64
+) -> None:
+    """Rows ``row0...`` to their channels: each row's kept prefix bytes (its label and a comma),
+    then its transformed values (:mod:`dropfit.floattext`)."""
+    is_test = router.is_test[row0 : row0 + len(vectors)]
+    train, train_ends = rows_text(prefix[~is_test], prefix_keep[~is_test], vectors[~is_test])
+    test, _ = rows_text(prefix[is_test], prefix_keep[is_test], vectors[is_test])
+    router.write(train.data, train_ends, test.data)
 
 
 def _write(
@@ -411,10 +482,8 @@ def _write(
             if not len(cells):
                 continue
             labels = encoding.label_texts(cells[:, encoding.label_index])
-            vectors = _features(cells, spec, indices, scale=True).tolist()
-            lines = [
-                f"{label},{','.join(map(repr, vector))}\n"
-                for label, vector in zip(labels, vectors, strict=True)
-            ]
-            router.write_lines(kept0, lines)
+            prefix = np.array([f"{label}," for label in labels], dtype=np.bytes_)
+            table = prefix.view(np.uint8).reshape(len(labels), -1)
+            vectors = _features(cells, spec, indices, scale=True)
+            write_rows(router, kept0, table, table != 0, vectors)
             kept0 += len(cells)

@@ -2,7 +2,8 @@
 
 Pure Python: the predict function applies it to every instance before InvokeEndpoint, with the
 run whose variant answers. The formatter applies the same arithmetic with numpy to every row it
-writes (``(x - offset) / divisor`` in float64, then ``repr``), so for every test row the vector
+writes (``(x - offset) / divisor`` in float64, then the float32 k-NN reads, as text:
+:func:`float32_text` here, :mod:`dropfit.floattext` there), so for every test row the vector
 predict sends is, text for text, the row the test channel holds (a test proves it).
 
 The model's input, in order: each feature of the upload in its column order, a number as one
@@ -12,6 +13,9 @@ in sorted order; a category never seen there is all zeros, and the answer says s
 
 from __future__ import annotations
 
+import math
+import struct
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,3 +160,38 @@ class Preprocessing:
                 number = float(value)
             vector.append((number - column.offset) / column.divisor)
         return vector, notes
+
+
+# --- transformed numbers as text (the channels and predict's requests) --------------------------
+
+E_MIN, E_MAX = -46, 39  # float32 spans about 1.4e-45 .. 3.4e38
+# Both implementations use these same float64 values (never recomputed differently).
+POW10 = [10.0**e for e in range(E_MIN, E_MAX + 1)]  # 10**e: where exponent e starts
+SCALE = [10.0 ** (8 - e) for e in range(E_MIN, E_MAX + 1)]  # 10**(8 - e): 9 digits
+EXACT_INTEGER = 2.0**24  # every integer below it is a float32
+DIGITS9 = 10**9
+
+
+def float32_text(value: float) -> str:
+    """One transformed value as the channels hold it: the float32 k-NN reads (``repr`` when
+    it is an integer below 2**24, else 9 significant digits, ``-1.2345678e-01``); see
+    :mod:`dropfit.floattext`, which writes the same text for whole blocks."""
+    try:
+        w = struct.unpack("<f", struct.pack("<f", value))[0]
+    except OverflowError:
+        w = math.copysign(math.inf, value)
+    if not math.isfinite(w) or (abs(w) < EXACT_INTEGER and w == int(w)):
+        return repr(w)
+    m = abs(w)
+    e = bisect_right(POW10, m) - 1
+    digits = round(m * SCALE[e])
+    if digits >= DIGITS9:
+        e += 1
+        digits = round(m * SCALE[e])
+    text = str(digits)
+    fraction = text[1:].rstrip("0")
+    exponent = e + E_MIN
+    return (
+        f"{'-' if w < 0 else ''}{text[0]}{'.' + fraction if fraction else ''}"
+        f"e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
+    )

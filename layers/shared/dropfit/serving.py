@@ -27,7 +27,7 @@ from dropfit.errors import (
 )
 from dropfit.names import model_name_from_path
 from dropfit.prediction import Cells, parse_endpoint_answer, parse_instances, to_endpoint_csv
-from dropfit.preprocessing import Notes, Preprocessing
+from dropfit.preprocessing import Notes, Preprocessing, float32_text
 from dropfit.public import public_text
 from dropfit.records import ModelRecord, Run
 from dropfit.run_metadata import RunMetadata, RunMetadataStore
@@ -315,4 +315,4 @@ class _Request:
             body, content_type, run.feature_names, Cells(spec.categorical(), spec.fillable())
         )
         vectors, notes = zip(*map(spec.transform, raw), strict=True)
-        return cls(to_endpoint_csv(vectors), len(raw), True, list(notes))
+        return cls(to_endpoint_csv(vectors, float32_text), len(raw), True, list(notes))
