@@ -73,9 +73,9 @@ _NEWLINE_SWAP = np.uint64((_COMMA ^ _NEWLINE) << 56)
 
 
 def values_text(values: npt.NDArray[np.float64]) -> tuple[U64, U64]:
-    """Each value's text (as :func:`dropfit.preprocessing.float32_text`) in a slot of :data:`WIDTH` bytes, followed
-    by a comma (a line feed after each row's last value); and which bytes of the slots are
-    text (1) or padding (0).
+    """Each value's text (as :func:`dropfit.preprocessing.float32_text`) in a slot of
+    :data:`WIDTH` bytes, followed by a comma (a line feed after each row's last value); and
+    which bytes of the slots are text (1) or padding (0).
 
     ``values`` is (rows, columns); both results are (rows, columns, 2) little-endian words.
     """
@@ -132,7 +132,13 @@ def values_text(values: npt.NDArray[np.float64]) -> tuple[U64, U64]:
     return words, keep.reshape(n, d, 2)
 
 
-def _integers(w: npt.NDArray[np.float64], neg: npt.NDArray[np.bool_], words: U64, keep: U64, at: npt.NDArray[np.bool_]) -> None:
+def _integers(
+    w: npt.NDArray[np.float64],
+    neg: npt.NDArray[np.bool_],
+    words: U64,
+    keep: U64,
+    at: npt.NDArray[np.bool_],
+) -> None:
     """``repr`` of integral values below 2**24: ``[-]digits.0``."""
     number = np.abs(w).astype(np.int64)
     high, low = np.divmod(number, 10**4)
@@ -144,10 +150,13 @@ def _integers(w: npt.NDArray[np.float64], neg: npt.NDArray[np.bool_], words: U64
 
 
 def rows_text(
-    prefix: npt.NDArray[np.uint8], prefix_keep: npt.NDArray[np.bool_], values: npt.NDArray[np.float64]
+    prefix: npt.NDArray[np.uint8],
+    prefix_keep: npt.NDArray[np.bool_],
+    values: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     """CSV rows ``<prefix><value>,...,<value>\\n``: each row's prefix is the kept bytes of its
-    row of ``prefix`` (its label and a comma); the values as :func:`dropfit.preprocessing.float32_text` writes them.
+    row of ``prefix`` (its label and a comma); the values as
+    :func:`dropfit.preprocessing.float32_text` writes them.
 
     Returns the rows' bytes and where each row ends.
     """

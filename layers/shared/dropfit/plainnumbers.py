@@ -1,4 +1,4 @@
-"""Plain decimal fields (``-12.5``, ``.5``, ``+3``) to float64 with numpy, as ``float()`` reads them.
+"""Plain decimal fields (``-12.5``, ``.5``, ``+3``) to float64 with numpy, as ``float()`` does.
 
 Each field of up to 8 characters after its sign is read as one little-endian 64-bit word (the 8
 bytes that end where the field ends), its point found and squeezed out, and its digits combined

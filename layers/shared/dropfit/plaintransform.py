@@ -64,7 +64,7 @@ def plan(
     )
     for m in moments:
         m.close()
-    spec, metadata = finish(spec, moments, sample, metadata, options, k_auto)
+    spec, metadata = finish(spec, moments, sample, metadata, options=options, k_auto=k_auto)
     offsets = np.array([c.offset for c in spec.columns])
     divisors = np.array([c.divisor for c in spec.columns])
 
@@ -74,7 +74,8 @@ def plan(
             prefix, keep = rows.prefixes(piece, lines, row0)
             write_rows(router, row0, prefix, keep, vectors)
 
-    return DatasetPlan(metadata, train_parts(found.size, metadata, layout), "plain-transform", write)
+    parts = train_parts(found.size, metadata, layout)
+    return DatasetPlan(metadata, parts, "plain-transform", write)
 
 
 def _fit(
@@ -156,9 +157,7 @@ class _Reader:
         assert ids is not None
         return self._classes[ids[row0 : row0 + lines.n_rows]]
 
-    def prefixes(
-        self, piece: U8, lines: Fields, row0: int
-    ) -> tuple[U8, npt.NDArray[np.bool_]]:
+    def prefixes(self, piece: U8, lines: Fields, row0: int) -> tuple[U8, npt.NDArray[np.bool_]]:
         """Each row's label text and a comma, as (rows, width) bytes and which of them count."""
         if self._prefixes is not None:
             ids = self.found.label_ids
@@ -175,4 +174,3 @@ class _Reader:
         prefix = piece[np.minimum(starts[:, None] + at + plainnumbers.PAD, len(piece) - 1)]
         prefix[at == lengths[:, None]] = _COMMA
         return prefix, at <= lengths[:, None]
-

@@ -307,7 +307,7 @@ def reference_plan(
     spec, moments, sample = _fit(
         source, found=found, kinds=kinds, encoding=encoding, is_test=is_test, options=options
     )
-    spec, metadata = finish(spec, moments, sample, metadata, options, k_auto)
+    spec, metadata = finish(spec, moments, sample, metadata, options=options, k_auto=k_auto)
     parts = train_parts(found.size, metadata, layout)
     indices = [j for j in range(len(found.header)) if j != label]
 
@@ -322,6 +322,7 @@ def finish(
     moments: list[Moments],
     sample: tuple[F64, F64],
     metadata: RunMetadata,
+    *,
     options: UploadOptions,
     k_auto: bool,
 ) -> tuple[Preprocessing, RunMetadata]:
