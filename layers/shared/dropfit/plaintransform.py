@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dropfit import crossval, plainnumbers, plaincsv, plainwrite
+from dropfit import crossval, plaincsv, plainnumbers, plainwrite
 from dropfit.csvscan import Encoding, Router, Scan, choose_label, numeric_class_name, to_floats
 from dropfit.csvsource import Source, open_validated
 from dropfit.dataset import DatasetPlan, TrainLayout, decide, train_parts
