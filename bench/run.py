@@ -31,6 +31,7 @@ from bench import (  # noqa: F401
     predict,
     rivals,
     s3read,
+    transformed,
 )
 from bench.core import REGISTRY, ROOT, Context, Result, table
 

@@ -24,6 +24,7 @@ def test_every_benchmark_of_the_issue_is_registered() -> None:
         "pipeline",
         "cli",
         "s3_read",
+        "formatter_transformed",
     } <= set(REGISTRY)
     assert not REGISTRY["package"].quick and not REGISTRY["pipeline"].quick
 
@@ -89,3 +90,21 @@ def test_predict_and_deploy_import_no_pandas_numpy_or_pyarrow(function: str) -> 
     )
 
     assert imported["heavy"] == [], json.dumps(imported)
+
+
+def test_the_transformed_check_reads_the_channels_with_the_local_engine(tmp_path) -> None:
+    from bench import synthetic, transformed
+
+    csv = synthetic.write_csv(tmp_path / "small.csv", 20_000)
+    out = tmp_path / "out"
+    (out / "train").mkdir(parents=True)
+    transformed.child("standard", csv, out)
+    assert transformed.local_engine_reads(csv, out)
+
+    test = out / "test.csv"
+    lines = test.read_bytes().splitlines(keepends=True)
+    label, _, rest = lines[0].partition(b",")
+    value, _, others = rest.partition(b",")
+    lines[0] = b",".join([label, repr(float(value) * 1.001).encode(), others])
+    test.write_bytes(b"".join(lines))
+    assert not transformed.local_engine_reads(csv, out)
