@@ -3,8 +3,7 @@
 Both run in fresh processes on the synthetic CSV of :mod:`bench.synthetic` and write their
 channels to files, as :mod:`bench.formatter` does. The check reads the standardised channels
 with the local SageMaker's own reader (what its training job reads) and compares every test row
-with the float32 of ``(x - offset) / divisor`` computed from the upload (read by pandas) and the run's
-fitted figures.
+with the float32 of ``(x - offset) / divisor``, computed from the upload and the run's figures.
 
 ``python -m bench.transformed plain|standard CSV OUTDIR`` is the child each measurement runs.
 """
