@@ -456,9 +456,10 @@ def test_a_fitted_run_gets_raw_values_transformed_and_only_its_variant_answers(
     stack: Stack, predict_function: Function, runtime: RuntimeScript
 ) -> None:
     job = _seed_fitted(stack)
-    # rooms 8 -> (8 - 4) / 2; rooms missing -> median 3 -> -0.5; town one-hot, "west" unseen
+    # rooms 8 -> (8 - 4) / 2; rooms missing -> median 3 -> -0.5; town one-hot, "west" unseen;
+    # as the channels write them (dropfit.preprocessing.float32_text): -0.5 is -5e-01
     runtime.answers(
-        b"2.0,0.0,1.0\n-0.5,0.0,0.0",
+        b"2.0,0.0,1.0\n-5e-01,0.0,0.0",
         {"predictions": [{"predicted_label": 310.0}, {"predicted_label": 150.0}]},
         job,
         endpoint=f"{PREFIX}-homes",
