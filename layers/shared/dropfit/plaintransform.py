@@ -13,13 +13,14 @@ cell) with ``scale`` (or ``encode``/``missing``, which then change nothing) take
 The figures and the bytes written are those of the reference engine
 (:func:`dropfit.preprocessed.reference_plan`); a property test compares them. Anything else
 (text features, empty cells, a label the first rows misjudged) goes to the reference engine.
-Memory: a block of 8 MiB and the numbers of one piece of it (~1 MiB of text) at a time, plus
-the split mask and label ids (3 bytes per row) and the cross-validation sample.
+Pieces (~1 MiB of text) are read on every usable CPU (:func:`dropfit.parallel.ordered_map`),
+in order. Memory: a few blocks of 8 MiB and the numbers of a few pieces at a time, plus the
+split mask and label ids (3 bytes per row) and the cross-validation sample.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,9 @@ from dropfit.csvscan import Encoding, Router, Scan, choose_label, numeric_class_
 from dropfit.csvsource import Source, open_validated
 from dropfit.dataset import DatasetPlan, TrainLayout, decide, train_parts
 from dropfit.options import KChoice, UploadOptions
-from dropfit.plainrows import Fields, fields, pieces
-from dropfit.preprocessed import Moments, finish, write_rows
+from dropfit.parallel import ordered_map, usable_cpus
+from dropfit.plainrows import Fields, fields, numbered_pieces
+from dropfit.preprocessed import Moments, finish, rows_text_split
 from dropfit.preprocessing import NUMBER, Column, Preprocessing
 from dropfit.split import holdout_mask, train_order_head
 
@@ -44,8 +46,9 @@ def plan(
     source: Source, options: UploadOptions, default_k: KChoice, layout: TrainLayout
 ) -> DatasetPlan | None:
     """Passes 1 and 2 of a plain upload; None when the reference engine must take it."""
+    workers = usable_cpus()
     try:
-        found = plaincsv.scan(source, options.label, options.predictor_type)
+        found = plaincsv.scan(source, options.label, options.predictor_type, workers)
     except plaincsv.NotPlain:
         return None
     label = choose_label(found.header, [c.numeric for c in found.columns], options.label)
@@ -55,7 +58,7 @@ def plan(
     if not plainwrite.can_write(found, encoding):
         return None
     is_test = holdout_mask(found.n_rows, options.test_fraction)
-    rows = _Reader(source, found, encoding)
+    rows = _Reader(source, found, encoding, workers)
     moments, sample = _fit(rows, is_test, options.test_fraction)
     spec = Preprocessing(
         encode=options.encode,
@@ -68,11 +71,15 @@ def plan(
     offsets = np.array([c.offset for c in spec.columns])
     divisors = np.array([c.divisor for c in spec.columns])
 
+    def cut(item: _Item) -> tuple[memoryview, npt.NDArray[np.int64], memoryview]:
+        piece, lines, row0 = rows.read(item)
+        vectors = (rows.features(piece, lines) - offsets) / divisors
+        prefix, keep = rows.prefixes(piece, lines, row0)
+        return rows_text_split(is_test[row0 : row0 + lines.n_rows], prefix, keep, vectors)
+
     def write(router: Router) -> None:
-        for row0, piece, lines in rows.pieces():
-            vectors = (rows.features(piece, lines) - offsets) / divisors
-            prefix, keep = rows.prefixes(piece, lines, row0)
-            write_rows(router, row0, prefix, keep, vectors)
+        for train, train_ends, test in rows.each(cut):
+            router.write(train, train_ends, test)
 
     parts = train_parts(found.size, metadata, layout)
     return DatasetPlan(metadata, parts, "plain-transform", write)
@@ -90,24 +97,37 @@ def _fit(
     moments = [Moments() for _ in range(d)]
     features = np.empty((len(wanted), d))
     labels = np.empty(len(wanted))
-    for row0, piece, lines in rows.pieces():
+
+    def read(item: _Item) -> tuple[F64, int, int, F64, F64]:
+        piece, lines, row0 = rows.read(item)
         row1 = row0 + lines.n_rows
         train = rows.features(piece, lines, ~is_test[row0:row1]).T.copy()
+        lo, hi = np.searchsorted(ordered, [row0, row1])
+        at = ordered[lo:hi] - row0
+        return (
+            train,
+            int(lo),
+            int(hi),
+            rows.features(piece, lines, at),
+            rows.label_values(piece, lines, row0)[at],
+        )
+
+    for train, lo, hi, sampled, sampled_labels in rows.each(read):
         for c, m in enumerate(moments):
             m.add(train[c])
-        lo, hi = np.searchsorted(ordered, [row0, row1])
-        if hi > lo:
-            at = ordered[lo:hi] - row0
-            features[rank[lo:hi]] = rows.features(piece, lines, at)
-            labels[rank[lo:hi]] = rows.label_values(piece, lines, row0)[at]
+        features[rank[lo:hi]] = sampled
+        labels[rank[lo:hi]] = sampled_labels
     return moments, (features, labels)
+
+
+_Item = tuple[U8, int, int]  # a piece of whole lines, its first row, its row count
 
 
 class _Reader:
     """The pieces of a plain upload, and their features, labels and label prefixes."""
 
-    def __init__(self, source: Source, found: Scan, encoding: Encoding) -> None:
-        self.source, self.found, self.encoding = source, found, encoding
+    def __init__(self, source: Source, found: Scan, encoding: Encoding, workers: int) -> None:
+        self.source, self.found, self.encoding, self.workers = source, found, encoding, workers
         self._features = np.array(encoding.feature_indices)
         self._classes: F64 | None = None
         self._prefixes: tuple[U8, npt.NDArray[np.bool_]] | None = None
@@ -124,23 +144,36 @@ class _Reader:
             table = codes.view(np.uint8).reshape(len(codes), -1)
             self._prefixes = (table, table != 0)
 
-    def pieces(self) -> Iterator[tuple[int, U8, Fields]]:
-        """(first row, padded piece, its fields) of every piece, in order."""
-        n_columns = len(self.found.header)
-        row0 = 0
+    def each[R](self, work: Callable[[_Item], R]) -> Iterator[R]:
+        """``work`` of every piece (on the usable CPUs), in upload order."""
+        piece_rows = self.found.piece_rows
+        assert piece_rows is not None
         with open_validated(self.source) as reader:
             _, blocks = plaincsv.data_blocks(reader)
-            for block in blocks:
-                arr = np.frombuffer(block, np.uint8)
-                for start, end in pieces(block):
-                    lines = fields(arr[start:end], n_columns)
-                    if lines is None or row0 + lines.n_rows > self.found.n_rows:
+            counted = 0
+
+            def numbered() -> Iterator[_Item]:
+                nonlocal counted
+                row0 = 0
+                for _, piece in numbered_pieces(blocks):
+                    if counted == len(piece_rows):
                         raise RuntimeError("the upload changed between the passes")
-                    if lines.n_rows:
-                        yield row0, plainnumbers.padded(lines.piece), lines
-                    row0 += lines.n_rows
-        if row0 != self.found.n_rows:
+                    n_rows = piece_rows[counted]
+                    counted += 1
+                    yield piece, row0, n_rows
+                    row0 += n_rows
+
+            yield from ordered_map(work, numbered(), self.workers)
+        if counted != len(piece_rows):
             raise RuntimeError("the upload changed between the passes")
+
+    def read(self, item: _Item) -> tuple[U8, Fields, int]:
+        """(padded piece, its fields, its first row)."""
+        arr, row0, n_rows = item
+        lines = fields(arr, len(self.found.header))
+        if lines is None or lines.n_rows != n_rows:
+            raise RuntimeError("the upload changed between the passes")
+        return plainnumbers.padded(lines.piece), lines, row0
 
     def features(self, piece: U8, lines: Fields, rows: npt.NDArray[Any] | None = None) -> F64:
         """(rows, features) as float() reads them: every line's, or the chosen ones'."""

@@ -454,15 +454,15 @@ def scaled(spec: Preprocessing, scale: str, moments: list[Moments]) -> Preproces
     return replace(spec, scale=scale, columns=columns)
 
 
-def write_rows(
-    router: Router, row0: int, prefix: U8, prefix_keep: npt.NDArray[np.bool_], vectors: F64
-) -> None:
-    """Rows ``row0...`` to their channels: each row's kept prefix bytes (its label and a comma),
-    then its transformed values (:mod:`dropfit.floattext`)."""
-    is_test = router.is_test[row0 : row0 + len(vectors)]
+def rows_text_split(
+    is_test: npt.NDArray[np.bool_], prefix: U8, prefix_keep: npt.NDArray[np.bool_], vectors: F64
+) -> tuple[memoryview, npt.NDArray[np.int64], memoryview]:
+    """Consecutive rows as :meth:`Router.write` takes them: the training rows' bytes and ends,
+    the test rows' bytes. A row is its kept prefix bytes (its label and a comma), then its
+    transformed values (:mod:`dropfit.floattext`)."""
     train, train_ends = rows_text(prefix[~is_test], prefix_keep[~is_test], vectors[~is_test])
     test, _ = rows_text(prefix[is_test], prefix_keep[is_test], vectors[is_test])
-    router.write(train.data, train_ends, test.data)
+    return train.data, train_ends, test.data
 
 
 def _write(
@@ -486,5 +486,6 @@ def _write(
             prefix = np.array([f"{label}," for label in labels], dtype=np.bytes_)
             table = prefix.view(np.uint8).reshape(len(labels), -1)
             vectors = _features(cells, spec, indices, scale=True)
-            write_rows(router, kept0, table, table != 0, vectors)
+            is_test = router.is_test[kept0 : kept0 + len(vectors)]
+            router.write(*rows_text_split(is_test, table, table != 0, vectors))
             kept0 += len(cells)
