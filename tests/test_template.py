@@ -237,10 +237,24 @@ def test_knn_image_generator_reports_no_drift() -> None:
     assert _load_generator().main(["--check"]) == 0
 
 
-def _load_generator() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "gen_knn_image_map", ROOT / "scripts" / "gen_knn_image_map.py"
-    )
+def test_sklearn_processing_image_mapping_matches_the_sagemaker_sdk_for_every_region(
+    template: dict[str, Any],
+) -> None:
+    generator = _load_generator("gen_sklearn_image_map")
+    expected = generator.sklearn_image_uris()
+    mapping = template["Mappings"]["SklearnProcessingImage"]
+    mapped = {region: entry["Uri"] for region, entry in mapping.items()}
+    assert mapped == expected
+    assert set(mapped) >= set(template["Mappings"]["KnnImage"]), "a k-NN region lacks the image"
+    assert mapped["us-east-1"].endswith("/sagemaker-scikit-learn:1.4-2-py312-cpu-py3")
+
+
+def test_sklearn_image_generator_reports_no_drift() -> None:
+    assert _load_generator("gen_sklearn_image_map").main(["--check"]) == 0
+
+
+def _load_generator(name: str = "gen_knn_image_map") -> Any:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -576,7 +590,7 @@ def test_sample_api_events_use_the_template_routes(template: dict[str, Any]) -> 
 
 def test_every_rule_retries_and_dead_letters_into_the_queue(translated: dict[str, Any]) -> None:
     rules = resources_of_type(translated, "AWS::Events::Rule")
-    assert len(rules) == 4
+    assert len(rules) == 5
     dlq_arn = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     for name, rule in rules.items():
         (target,) = rule["Properties"]["Targets"]
@@ -773,18 +787,20 @@ def test_metric_data_is_limited_to_sagemaker_namespaces(translated: dict[str, An
         }
 
 
-def test_pass_role_only_passes_the_sagemaker_role_to_sagemaker(translated: dict[str, Any]) -> None:
-    passing = {
-        role: statement
-        for role, statement in iam_statements(translated)
-        if "iam:PassRole" in as_list(statement["Action"])
-    }
-    assert set(passing) == {"FormatFunctionRole", "DeployFunctionRole"}
-    for statement in passing.values():
-        assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+def test_pass_role_only_passes_the_sagemaker_roles_to_sagemaker(translated: dict[str, Any]) -> None:
+    passing: dict[str, set[str]] = {}
+    for role, statement in iam_statements(translated):
+        if "iam:PassRole" not in as_list(statement["Action"]):
+            continue
+        passing.setdefault(role, set()).add(statement["Resource"]["Fn::GetAtt"][0])
         assert statement["Condition"] == {
             "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
         }
+    # the format function starts training and Processing jobs, each with its own role
+    assert passing == {
+        "FormatFunctionRole": {"SageMakerExecutionRole", "ProcessingJobRole"},
+        "DeployFunctionRole": {"SageMakerExecutionRole"},
+    }
 
 
 def test_function_roles_get_only_sams_managed_policies(translated: dict[str, Any]) -> None:
@@ -792,7 +808,8 @@ def test_function_roles_get_only_sams_managed_policies(translated: dict[str, Any
         attached = {
             arn.rsplit("/", 1)[-1] for arn in role["Properties"].get("ManagedPolicyArns", [])
         }
-        expected = set() if name == "SageMakerExecutionRole" else SAM_MANAGED_POLICIES
+        sagemaker_roles = {"SageMakerExecutionRole", "ProcessingJobRole"}
+        expected = set() if name in sagemaker_roles else SAM_MANAGED_POLICIES
         assert attached == expected, name
 
 

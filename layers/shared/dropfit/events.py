@@ -30,5 +30,17 @@ class EndpointStateChange(EventBridgeModel):
     detail: EndpointDetail
 
 
+class ProcessingJobDetail(BaseModel):
+    ProcessingJobName: str
+    ProcessingJobStatus: str
+    FailureReason: str | None = None
+    ExitMessage: str | None = None
+
+
+class ProcessingJobStateChange(EventBridgeModel):
+    detail: ProcessingJobDetail
+
+
 TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
 ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
+PROCESSING_JOB_STATE_CHANGE = "SageMaker Processing Job State Change"

@@ -1,4 +1,8 @@
-"""An upload becomes a run: claim it once, validate and format it, start its training job."""
+"""An upload becomes a run: claim it once, validate and format it, start its training job.
+
+Uploads above the stack's threshold are formatted by a SageMaker Processing job instead
+(:mod:`dropfit.processing`); its end (:meth:`Ingestor.on_processing_finished`) starts training.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +22,23 @@ from dropfit.names import (
     MODEL_NAME_MAX,
     endpoint_name,
     job_name,
+    model_from_job_name,
     model_name_from_key,
     relative_key,
     source_digest,
 )
 from dropfit.options import UploadOptions, parse_options, requested_model_name
+from dropfit.processing import CodePublisher, check_header, job_options_key, write_job_options
+from dropfit.processing_job import JobOptions
 from dropfit.records import MODEL_DELETED_REASON, Run, RunStatus, now_iso
 from dropfit.run_metadata import CONTENT_TYPE as METADATA_CONTENT_TYPE
-from dropfit.run_metadata import metadata_key, run_prefix
-from dropfit.sagemaker_requests import TrainingJobSpec, training_job_request
+from dropfit.run_metadata import RunMetadata, metadata_key, run_prefix
+from dropfit.sagemaker_requests import (
+    ProcessingJobSpec,
+    TrainingJobSpec,
+    processing_job_request,
+    training_job_request,
+)
 from dropfit.settings import FormatSettings
 from dropfit.upload_order import upload_order
 
@@ -51,7 +63,14 @@ class UploadedObject:
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     outcome: Literal[
-        "started", "duplicate", "rejected", "ignored", "superseded", "failed", "deleted"
+        "started",
+        "processing",
+        "duplicate",
+        "rejected",
+        "ignored",
+        "superseded",
+        "failed",
+        "deleted",
     ]
     model: str | None = None
     run: str | None = None
@@ -66,6 +85,7 @@ class Ingestor:
     sagemaker: SageMakerControl
     notifier: FailureNotifier
     ends: RunEnder
+    code: CodePublisher
 
     def process(self, upload: UploadedObject) -> IngestResult:
         settings = self.settings
@@ -145,6 +165,10 @@ class Ingestor:
                     )
             source = self.storage.open_upload(upload.bucket, key, upload.version_id)
             options = parse_options(source.metadata, settings.defaults())
+            if settings.goes_to_processing(upload.size):
+                return self._start_processing(
+                    upload, key=key, source=source, options=options, model=model, job=job
+                )
             return self._format_and_train(upload, source, options, model, job)
         except InvalidUpload as error:
             self.ends.fail(
@@ -180,8 +204,11 @@ class Ingestor:
 
     def _supersede_before_training(self, model: str, job: str, reason: str) -> IngestResult:
         """A newer upload of the key exists: this one is never trained (nor paid for)."""
+        return self._supersede(model, job, reason, RunStatus.FORMATTING)
+
+    def _supersede(self, model: str, job: str, reason: str, from_status: RunStatus) -> IngestResult:
         self.table.update_run(
-            model, job, only_from={RunStatus.FORMATTING}, status=RunStatus.SUPERSEDED, reason=reason
+            model, job, only_from={from_status}, status=RunStatus.SUPERSEDED, reason=reason
         )
         logger.info("upload superseded before training", extra={"model": model, "run": job})
         return IngestResult("superseded", model=model, run=job, reason=reason)
@@ -204,11 +231,13 @@ class Ingestor:
         )
         return IngestResult("rejected", model=model, reason=reason)
 
-    def _model_deleted(self, model: str, job: str) -> IngestResult:
+    def _model_deleted(
+        self, model: str, job: str, from_status: RunStatus = RunStatus.FORMATTING
+    ) -> IngestResult:
         self.table.update_run(
             model,
             job,
-            only_from={RunStatus.FORMATTING},
+            only_from={from_status},
             status=RunStatus.SUPERSEDED,
             reason=MODEL_DELETED_REASON,
         )
@@ -236,6 +265,30 @@ class Ingestor:
             meta.to_json(),
             METADATA_CONTENT_TYPE,
         )
+        return self._start_training(
+            upload.bucket,
+            model=model,
+            job=job,
+            options=options,
+            meta=meta,
+            train_parts=plan.train_parts,
+            from_status=RunStatus.FORMATTING,
+        )
+
+    def _start_training(
+        self,
+        bucket: str,
+        *,
+        model: str,
+        job: str,
+        options: UploadOptions,
+        meta: RunMetadata,
+        train_parts: int,
+        from_status: RunStatus,
+    ) -> IngestResult:
+        """The formatted run's training job (its channels and metadata.json are in S3)."""
+        settings = self.settings
+        base = run_prefix(settings.datasets_prefix, model, job)
         hyperparameters = {**options.extra_hyperparameters, **meta.hyperparameters()}
         request = training_job_request(
             TrainingJobSpec(
@@ -243,9 +296,9 @@ class Ingestor:
                 model=model,
                 image_uri=settings.knn_image_uri,
                 role_arn=settings.sagemaker_role_arn,
-                train_uri=f"s3://{upload.bucket}/{base}train/",
-                test_uri=f"s3://{upload.bucket}/{base}test/",
-                output_uri=f"s3://{upload.bucket}/{settings.artifacts_prefix}{model}/",
+                train_uri=f"s3://{bucket}/{base}train/",
+                test_uri=f"s3://{bucket}/{base}test/",
+                output_uri=f"s3://{bucket}/{settings.artifacts_prefix}{model}/",
                 hyperparameters=hyperparameters,
                 instance_type=settings.training_instance_type,
                 instance_count=settings.training_instance_count,
@@ -257,15 +310,15 @@ class Ingestor:
         if not self.table.update_run(
             model,
             job,
-            only_from={RunStatus.FORMATTING},
+            only_from={from_status},
             options=options.as_record(),
             predictor_type=meta.predictor_type,
             dataset={
-                "prefix": f"s3://{upload.bucket}/{base}",
+                "prefix": f"s3://{bucket}/{base}",
                 "n_features": len(meta.feature_names),
                 "n_classes": len(meta.classes) if meta.classes is not None else None,
                 "n_train": meta.n_train,
-                "train_objects": plan.train_parts,
+                "train_objects": train_parts,
                 "n_test": meta.n_test,
                 "label_column": meta.label_column,
                 "hyperparameters": hyperparameters,
@@ -275,22 +328,156 @@ class Ingestor:
                 ),
             },
         ):
-            return self._model_deleted(model, job)
+            return self._model_deleted(model, job, from_status)
         started = self.sagemaker.start_training_job(request)
-        self.table.update_run(
-            model, job, only_from={RunStatus.FORMATTING}, status=RunStatus.TRAINING
-        )
+        self.table.update_run(model, job, only_from={from_status}, status=RunStatus.TRAINING)
         logger.info(
             "training job started" if started else "training job already existed",
-            extra={
-                "model": model,
-                "run": job,
-                "rows": meta.n_rows,
-                "engine": plan.engine,
-                "train_objects": plan.train_parts,
-            },
+            extra={"model": model, "run": job, "rows": meta.n_rows, "train_objects": train_parts},
         )
         return IngestResult("started", model=model, run=job)
+
+    def _start_processing(
+        self,
+        upload: UploadedObject,
+        *,
+        key: str,
+        source: Upload,
+        options: UploadOptions,
+        model: str,
+        job: str,
+    ) -> IngestResult:
+        """Above the threshold: check what can be checked at once, then start the job that
+        formats the upload (its end starts training: :meth:`on_processing_finished`)."""
+        settings = self.settings
+        check_header(source, options)
+        job_uri = write_job_options(
+            self.storage,
+            upload.bucket,
+            job_options_key(f"{settings.processing_prefix}jobs/", model, job),
+            JobOptions(
+                upload_file=key.rsplit("/", 1)[-1],
+                metadata=dict(source.metadata),
+                defaults=settings.default_texts(),
+                training_instance_count=settings.training_instance_count,
+            ),
+        )
+        request = processing_job_request(
+            ProcessingJobSpec(
+                job_name=job,
+                model=model,
+                image_uri=settings.processing_image_uri,
+                role_arn=settings.processing_role_arn,
+                code_uri=self.code.publish(),
+                job_uri=job_uri,
+                upload_uri=f"s3://{upload.bucket}/{key}",
+                run_uri=f"s3://{upload.bucket}/"
+                + run_prefix(settings.datasets_prefix, model, job).rstrip("/"),
+                upload_bytes=upload.size or 0,
+                instance_type=settings.processing_instance_type,
+                instance_count=settings.processing_instance_count,
+            )
+        )
+        processing = {
+            "job": job,
+            "instance_type": settings.processing_instance_type,
+            "instance_count": settings.processing_instance_count,
+        }
+        if not self.table.update_run(
+            model,
+            job,
+            only_from={RunStatus.FORMATTING},
+            options=options.as_record(),
+            processing=processing,
+        ):
+            return self._model_deleted(model, job)
+        started = self.sagemaker.start_processing_job(request)
+        self.table.update_run(
+            model, job, only_from={RunStatus.FORMATTING}, status=RunStatus.PROCESSING
+        )
+        logger.info(
+            "processing job started" if started else "processing job already existed",
+            extra={"model": model, "run": job, "bytes": upload.size},
+        )
+        return IngestResult("processing", model=model, run=job)
+
+    def on_processing_finished(
+        self, job: str, status: str, failure_reason: str | None, exit_message: str | None
+    ) -> IngestResult:
+        """A Processing job ended: start the run's training job, or end the run FAILED (and
+        remove what the job may have written under ``datasets/``)."""
+        settings = self.settings
+        model = model_from_job_name(settings.name_prefix, job)
+        run = self.table.get_run(model, job)
+        if run is None or run.status != RunStatus.PROCESSING:
+            # not ours, or a repeated event of a run that moved on (trained, deleted, ended)
+            logger.info("processing event ignored", extra={"run": job, "status": status})
+            return IngestResult("ignored", model=model, run=job)
+        bucket = str(run.source["bucket"])
+        key = str(run.source["key"])
+        version = run.source.get("version_id")
+        base = run_prefix(settings.datasets_prefix, model, job)
+        shown_key = relative_key(key, settings.incoming_prefix)
+        try:
+            if status != "Completed":
+                self.storage.delete_prefix(bucket, base)
+                if exit_message:
+                    # the job's InvalidUpload: the reason the format function would give
+                    stage, reason = "validation", exit_message
+                else:
+                    stage, reason = (
+                        "processing",
+                        (
+                            f"The SageMaker Processing job that formats {shown_key} ended "
+                            f"{status}: {failure_reason or 'no reason given'}. Upload the file "
+                            "again to retry."
+                        ),
+                    )
+                self.ends.fail(model, job, stage, reason, only_from={RunStatus.PROCESSING})
+                return IngestResult("failed", model=model, run=job, reason=reason)
+            if version not in (None, "null") and (
+                self.storage.current_version(bucket, key) != version
+            ):
+                # The job read the key as it was when it started: only its version's run trains.
+                self.storage.delete_prefix(bucket, base)
+                return self._supersede(
+                    model,
+                    job,
+                    f"{shown_key} was uploaded again or deleted while it was formatted; this "
+                    "upload is not trained.",
+                    RunStatus.PROCESSING,
+                )
+            found = self.storage.find_upload(bucket, key, version)
+            data = self.storage.read_object(
+                bucket, metadata_key(settings.datasets_prefix, model, job)
+            )
+            if found is None or data is None:
+                missing = "the upload" if found is None else "metadata.json"
+                raise RuntimeError(f"the processing job completed but {missing} is missing")
+            options = parse_options(found.metadata, settings.defaults())
+            train_parts = len(self.storage.list_keys(bucket, f"{base}train/"))
+            return self._start_training(
+                bucket,
+                model=model,
+                job=job,
+                options=options,
+                meta=RunMetadata.from_json(data),
+                train_parts=train_parts,
+                from_status=RunStatus.PROCESSING,
+            )
+        except Exception as error:
+            if self.ends.should_retry(model, job, error):
+                raise
+            self.storage.delete_prefix(bucket, base)
+            reason = self.ends.end(
+                model,
+                job,
+                "processing",
+                "start the training job of the formatted upload",
+                error,
+                only_from={RunStatus.PROCESSING},
+            )
+            return IngestResult("failed", model=model, run=job, reason=reason)
 
 
 def upload_model_name(key: str, incoming_prefix: str, metadata: Mapping[str, str]) -> str:

@@ -31,6 +31,7 @@ ROLLBACK_STATUSES = frozenset({RunStatus.DEPLOYED, RunStatus.SUPERSEDED})
 RETIRED_BY_DELETION = frozenset(
     {
         RunStatus.FORMATTING,
+        RunStatus.PROCESSING,
         RunStatus.TRAINING,
         RunStatus.TRAINED,
         RunStatus.DEPLOYING,

@@ -12,6 +12,7 @@ from dropfit.public import public_text
 
 class RunStatus(StrEnum):
     FORMATTING = "FORMATTING"  # claimed by the format function
+    PROCESSING = "PROCESSING"  # a SageMaker Processing job formats it (dropfit.processing)
     TRAINING = "TRAINING"  # training job started
     TRAINED = "TRAINED"  # model and endpoint config exist; waiting for the endpoint
     DEPLOYING = "DEPLOYING"  # CreateEndpoint/UpdateEndpoint issued for this run
@@ -48,6 +49,8 @@ class Run:
     # the record stays far below DynamoDB's 400 KB whatever the upload.
     predictor_type: str | None = None
     dataset: dict[str, Any] | None = None  # s3 uris and row counts
+    # the Processing job that formats a large upload: job, instance_type, instance_count
+    processing: dict[str, Any] | None = None
     metrics: dict[str, float] | None = None
     gate: dict[str, Any] | None = None  # the quality gate's figures (dropfit.quality_gate)
     artifact: str | None = None

@@ -104,3 +104,100 @@ def serverless_endpoint_config_request(
         ],
         "Tags": tags(model, name),
     }
+
+
+PROCESSING_ROOT = "/opt/ml/processing"
+PROCESSING_MAX_SECONDS = 24 * 3600
+# The upload, then its channels (about as large again), on the instance's volume, plus room for
+# the image's own files.
+PROCESSING_VOLUME_FLOOR_GB = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingJobSpec:
+    job_name: str
+    model: str
+    image_uri: str
+    role_arn: str
+    code_uri: str  # s3://bucket/processing/code/<content hash>/ (the dropfit package)
+    job_uri: str  # s3://bucket/processing/jobs/<model>/<job>/ (options.json)
+    upload_uri: str  # s3://bucket/incoming/<key>
+    run_uri: str  # s3://bucket/datasets/<model>/<job> (no trailing slash)
+    upload_bytes: int
+    instance_type: str
+    instance_count: int
+
+
+def processing_volume_gb(upload_bytes: int) -> int:
+    """The upload and its channels (at most ~1.1x its size: labels as ints, no header) on disk."""
+    gib = 1024**3
+    return max(PROCESSING_VOLUME_FLOOR_GB, -(-upload_bytes * 5 // (2 * gib)) + 10)
+
+
+def _processing_input(name: str, uri: str) -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": f"{PROCESSING_ROOT}/input/{name}",
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+        },
+    }
+
+
+def _processing_output(name: str, uri: str) -> dict[str, Any]:
+    return {
+        "OutputName": name,
+        "S3Output": {
+            "S3Uri": uri,
+            "LocalPath": f"{PROCESSING_ROOT}/output/{name}",
+            "S3UploadMode": "EndOfJob",
+        },
+    }
+
+
+def processing_job_request(spec: ProcessingJobSpec) -> dict[str, Any]:
+    """CreateProcessingJob running ``python3 -m dropfit.processing_job`` in the scikit-learn
+    image: the code, the job's options and the upload in; the run's channels and metadata out,
+    to the same keys the format function writes."""
+    code = f"{PROCESSING_ROOT}/input/code"
+    return {
+        "ProcessingJobName": spec.job_name,
+        "ProcessingInputs": [
+            _processing_input("code", spec.code_uri),
+            _processing_input("job", spec.job_uri),
+            _processing_input("upload", spec.upload_uri),
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                _processing_output("train", f"{spec.run_uri}/train"),
+                _processing_output("test", f"{spec.run_uri}/test"),
+                _processing_output("metadata", spec.run_uri),
+            ]
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": spec.instance_count,
+                "InstanceType": spec.instance_type,
+                "VolumeSizeInGB": processing_volume_gb(spec.upload_bytes),
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": PROCESSING_MAX_SECONDS},
+        "AppSpecification": {
+            "ImageUri": spec.image_uri,
+            "ContainerEntrypoint": ["python3", "-m", "dropfit.processing_job"],
+            "ContainerArguments": [
+                "--upload",
+                f"{PROCESSING_ROOT}/input/upload",
+                "--job",
+                f"{PROCESSING_ROOT}/input/job/options.json",
+                "--output",
+                f"{PROCESSING_ROOT}/output",
+            ],
+        },
+        "Environment": {"PYTHONPATH": code},
+        "RoleArn": spec.role_arn,
+        "Tags": tags(spec.model, spec.job_name),
+    }

@@ -74,17 +74,32 @@ class FormatSettings(_Settings):
     default_min_score: str  # a score, or "none"
     failure_topic_arn: str
     async_attempts: int  # 1 + the function's EventInvokeConfig.MaximumRetryAttempts
+    # Uploads larger than this go to a SageMaker Processing job (dropfit.processing).
+    processing_threshold_mb: int
+    processing_image_uri: str  # the region's scikit-learn processing image
+    processing_role_arn: str
+    processing_instance_type: str
+    processing_instance_count: int
+    processing_prefix: str  # processing/: the jobs' code and options
+
+    def goes_to_processing(self, size: int | None) -> bool:
+        """Whether an upload of ``size`` bytes is formatted by a Processing job."""
+        return size is not None and size > self.processing_threshold_mb * 1024 * 1024
+
+    def default_texts(self) -> dict[str, str]:
+        """The stack's option defaults as the template gives them (Defaults.parse's arguments)."""
+        return {
+            "k": self.default_k,
+            "scale": self.default_scale,
+            "encode": self.default_encode,
+            "missing": self.default_missing,
+            "min_score": self.default_min_score,
+        }
 
     def defaults(self) -> Defaults:
         """The stack's option defaults, validated as an upload's options are."""
         try:
-            return Defaults.parse(
-                self.default_k,
-                self.default_scale,
-                self.default_encode,
-                self.default_missing,
-                self.default_min_score,
-            )
+            return Defaults.parse(**self.default_texts())
         except InvalidUpload as error:
             raise SettingsError(f"a stack default is invalid: {error.message}") from None
 

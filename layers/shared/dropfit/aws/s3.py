@@ -137,13 +137,19 @@ class Storage:
     def delete_prefix(self, bucket: str, prefix: str) -> list[str]:
         """Delete every object under ``prefix`` (the bucket keeps their versions for a while, as
         its lifecycle rule says); the keys deleted."""
-        deleted: list[str] = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for listed in page.get("Contents", []):
-                self.client.delete_object(Bucket=bucket, Key=listed["Key"])
-                deleted.append(listed["Key"])
+        deleted = self.list_keys(bucket, prefix)
+        for key in deleted:
+            self.client.delete_object(Bucket=bucket, Key=key)
         return deleted
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """The keys under ``prefix``, in S3's (UTF-8 binary) order."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        return [
+            listed["Key"]
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+            for listed in page.get("Contents", [])
+        ]
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str:
         self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)

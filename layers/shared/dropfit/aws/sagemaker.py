@@ -56,6 +56,16 @@ class SageMakerControl:
             raise
         return True
 
+    def start_processing_job(self, request: dict[str, Any]) -> bool:
+        """Start the job; False if a job of that name exists already (a repeated event)."""
+        try:
+            self.client.create_processing_job(**request)
+        except ClientError as error:
+            if _is_duplicate(error):
+                return False
+            raise
+        return True
+
     def describe_training_job(self, name: str) -> dict[str, Any]:
         return dict(self.client.describe_training_job(TrainingJobName=name))
 
