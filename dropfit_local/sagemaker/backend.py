@@ -38,6 +38,7 @@ from dropfit_local.sagemaker.events import (
     endpoint_detail,
     training_job_detail,
 )
+from dropfit_local.sagemaker.processing import ProcessingJobs
 from dropfit_local.sagemaker.training import (
     METRIC_DEFINITIONS,
     TrainingFailure,
@@ -155,6 +156,17 @@ class SageMakerBackend:
             "ListTags": self._list_tags,
             "DeleteTags": self._delete_tags,
         }
+        self._processing = ProcessingJobs(
+            arn=self._arn,
+            s3=s3,
+            events=self._events,
+            tags=self._tags,
+            lock=self._lock,
+            submit=self._submit,
+            closing=self._closing,
+            log=log,
+        )
+        self._operations.update(self._processing.operations())
 
     def close(self) -> None:
         """Stop the workers (they abandon their work) and flush pending events."""

@@ -98,12 +98,13 @@ def is_first_host(config: Path = RESOURCE_CONFIG) -> bool:
     return bool(resources.get("current_host") == hosts[0])
 
 
-def main(argv: Sequence[str] | None = None, message_file: Path = MESSAGE_FILE) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upload", type=Path, required=True, help="the upload input's folder")
     parser.add_argument("--job", type=Path, required=True, help="options.json")
     parser.add_argument("--output", type=Path, required=True, help="the outputs' parent folder")
     parser.add_argument("--resource-config", type=Path, default=RESOURCE_CONFIG)
+    parser.add_argument("--message", type=Path, default=MESSAGE_FILE, help="the ExitMessage file")
     args = parser.parse_args(argv)
     if not is_first_host(args.resource_config):
         return 0
@@ -111,8 +112,8 @@ def main(argv: Sequence[str] | None = None, message_file: Path = MESSAGE_FILE) -
     try:
         format_upload(args.upload / job.upload_file, job, args.output)
     except InvalidUpload as error:
-        message_file.parent.mkdir(parents=True, exist_ok=True)
-        message_file.write_bytes(error.message.encode()[:EXIT_MESSAGE_BYTES])
+        args.message.parent.mkdir(parents=True, exist_ok=True)
+        args.message.write_bytes(error.message.encode()[:EXIT_MESSAGE_BYTES])
         print(f"upload rejected: {error.message}", file=sys.stderr)
         return 1
     return 0
