@@ -104,6 +104,7 @@ def test_env_names_list_each_class_variables() -> None:
 def test_the_format_function_reads_the_stack_option_defaults() -> None:
     env = {name: "x" for name in FormatSettings.env_names()}
     env |= {"TRAINING_INSTANCE_COUNT": "1", "MAX_TRAINING_SECONDS": "60", "ASYNC_ATTEMPTS": "3"}
+    env |= {"PROCESSING_THRESHOLD_MB": "10", "PROCESSING_INSTANCE_COUNT": "1"}
     env |= {"DEFAULT_K": "auto", "DEFAULT_SCALE": "standard", "DEFAULT_ENCODE": "onehot"}
     env |= {"DEFAULT_MISSING": "drop", "DEFAULT_MIN_SCORE": "0.8"}
 
