@@ -52,6 +52,7 @@ def physical_values() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
             f"arn:{PARTITION}:dynamodb:{NAMES.region}:{NAMES.account}:table/{NAMES.table}"
         ),
         ("SageMakerExecutionRole", "Arn"): NAMES.role_arn,
+        ("ProcessingJobRole", "Arn"): NAMES.processing_role_arn,
         ("DeadLetterQueue", "Arn"): NAMES.queue_arn,
     }
     return refs, attributes
@@ -258,6 +259,7 @@ PLACEHOLDERS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "ObjectName": lambda p: p.get("Key"),
     "TableName": lambda p: p.get("TableName"),
     "TrainingJobName": lambda p: _lower(p.get("TrainingJobName")),
+    "ProcessingJobName": lambda p: _lower(p.get("ProcessingJobName")),
     "ModelName": lambda p: _lower(p.get("ModelName")),
     "EndpointConfigName": lambda p: _lower(p.get("EndpointConfigName")),
     "EndpointName": lambda p: _lower(p.get("EndpointName")),

@@ -35,6 +35,7 @@ from tests.security.world import (
     endpoint_changed,
     http_event,
     object_created,
+    processing_finished,
     streaming,
     training_finished,
     world,
@@ -43,6 +44,8 @@ from tests.template_utils import ROOT, load_template
 
 IRIS = (ROOT / "tests" / "data" / "iris.csv").read_bytes()
 ROLE = "SageMakerExecutionRole"
+PROCESSING_ROLE = "ProcessingJobRole"
+LARGE = 11 * 1024**3  # an event's size above ProcessingThresholdMB's default (10,240 MiB)
 
 
 def async_attempts(function: str) -> int:
@@ -207,6 +210,102 @@ def format_paths(w: World) -> None:
             "FormatFunction",
             lambda: fmt(object_created(tableless, tableless_version, len(IRIS))),
         )
+
+
+def processing_paths(w: World) -> None:
+    """Uploads above the threshold: a Processing job formats them, its end starts training."""
+    fmt = w.function("format")
+    # 1. header checked, the job's code and options published, CreateProcessingJob (PassRole)
+    key = f"{NAMES.incoming}large.csv"
+    version = w.upload(key, IRIS)
+    started = fmt(object_created(key, version, LARGE))
+    assert started["outcome"] == "processing", started
+    job = str(started["run"])
+    # 2. the job runs (the local SageMaker, as ProcessingJobRole); its end starts training
+    processing_role(w.recorder, job)
+    assert fmt(processing_finished(job))["outcome"] == "started"
+    # 3. a job that failed: the run FAILED with the job's reason, its channels removed
+    broken = f"{NAMES.incoming}large-broken.csv"
+    broken_version = w.upload(broken, IRIS)
+    failed = str(fmt(object_created(broken, broken_version, LARGE))["run"])
+    ended = fmt(processing_finished(failed, "Failed", "Column 'x' has a non-numeric value"))
+    assert ended["outcome"] == "failed"
+    # 4. a header that cannot be right: refused at once, no job
+    bad = f"{NAMES.incoming}large-bad-header.csv"
+    bad_version = w.upload(bad, b"a,a\n1,2\n")
+    assert fmt(object_created(bad, bad_version, LARGE))["outcome"] == "rejected"
+
+
+def processing_role(recorder: Recorder, job: str) -> None:
+    """The Processing job's S3 calls, made by the local SageMaker running our own request."""
+    from dropfit_local.sagemaker.backend import SageMakerBackend
+
+    s3 = boto3.client("s3", region_name=NAMES.region)
+    recorder.attach(PROCESSING_ROLE, s3)
+    backend = SageMakerBackend(
+        region=NAMES.region,
+        account_id=NAMES.account,
+        s3=s3,
+        events=boto3.client("events", region_name=NAMES.region),
+        endpoint_delay_seconds=0.0,
+        log=lambda line: None,
+    )
+    request = recorder.params_of("FormatFunction", "CreateProcessingJob", ProcessingJobName=job)
+    try:
+        backend.call("CreateProcessingJob", json.loads(json.dumps(request)))
+        described = _wait(
+            lambda: backend.call("DescribeProcessingJob", {"ProcessingJobName": job}),
+            lambda d: d["ProcessingJobStatus"] not in ("InProgress", "Stopping"),
+            timeout=180,
+        )
+        assert described["ProcessingJobStatus"] == "Completed", described
+    finally:
+        backend.close()
+    image = request["AppSpecification"]["ImageUri"]
+    registry, _, repository = image.partition("/")
+    why_image = "SageMaker pulls the scikit-learn image for the Processing job"
+    recorder.platform(PROCESSING_ROLE, "ecr", "GetAuthorizationToken", why_image)
+    for operation in ("BatchCheckLayerAvailability", "GetDownloadUrlForLayer", "BatchGetImage"):
+        recorder.platform(
+            PROCESSING_ROLE,
+            "ecr",
+            operation,
+            why_image,
+            registryId=registry.split(".", 1)[0],
+            repositoryName=repository.split(":", 1)[0],
+        )
+    group, stream = "/aws/sagemaker/ProcessingJobs", f"{job}/algo-1-1741944478"
+    why_logs = "the job's container logs go to CloudWatch Logs"
+    recorder.platform(PROCESSING_ROLE, "logs", "CreateLogGroup", why_logs, logGroupName=group)
+    recorder.platform(
+        PROCESSING_ROLE,
+        "logs",
+        "DescribeLogStreams",
+        why_logs,
+        logGroupName=group,
+        logStreamNamePrefix="",
+    )
+    for operation in ("CreateLogStream", "PutLogEvents"):
+        recorder.platform(
+            PROCESSING_ROLE, "logs", operation, why_logs, logGroupName=group, logStreamName=stream
+        )
+    recorder.platform(
+        PROCESSING_ROLE,
+        "cloudwatch",
+        "PutMetricData",
+        "the job reports its instance metrics to CloudWatch",
+        Namespace="/aws/sagemaker/ProcessingJobs",
+    )
+    output = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    recorder.platform(
+        PROCESSING_ROLE,
+        "s3",
+        "AbortMultipartUpload",
+        "SageMaker uploads a large output in parts, and aborts the parts of one that fails",
+        Bucket=NAMES.bucket,
+        Key=output.split("/", 3)[3] + "/part-00000.csv",
+        UploadId="upload-id",
+    )
 
 
 def _channel_fails_to_complete(w: World) -> None:
@@ -516,8 +615,12 @@ def _sagemaker_platform_calls(recorder: Recorder, job: dict[str, Any], endpoint:
     )
 
 
-def _wait(read: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool]) -> dict:
-    deadline = time.monotonic() + 30
+def _wait(
+    read: Callable[[], dict[str, Any]],
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float = 30,
+) -> dict:
+    deadline = time.monotonic() + timeout
     while True:
         state = read()
         if done(state) or time.monotonic() > deadline:
@@ -529,6 +632,7 @@ def run_all(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     """Every scenario, in one world; the calls of all four principals."""
     with world(monkeypatch) as w:
         format_paths(w)
+        processing_paths(w)
         first, served = deploy_paths(w)
         kept = prune_paths(w, first, served)
         recreate_failed_endpoint(w)

@@ -39,6 +39,7 @@ ROLES = {
     "ReportFunction": "ReportFunctionRole",
     "ManageFunction": "ManageFunctionRole",
     "SageMakerExecutionRole": "SageMakerExecutionRole",
+    "ProcessingJobRole": "ProcessingJobRole",
 }
 
 
@@ -114,6 +115,7 @@ def test_the_same_calls_on_anything_but_our_resources_are_denied(
         NAMES.table: "SomeoneElsesTable",
         f":{NAMES.topic_arn.rsplit(':', 1)[1]}": ":SomeoneElsesTopic",
         NAMES.role_arn.rsplit("/", 1)[1]: "AdminRole",
+        NAMES.processing_role_arn.rsplit("/", 1)[1]: "OtherRole",
         f"/{NAMES.name_prefix}-": "/other-",
         NAMES.queue_arn.rsplit(":", 1)[1]: "SomeoneElsesQueue",
         "/aws/sagemaker/": "/aws/lambda/",

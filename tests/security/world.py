@@ -65,6 +65,7 @@ class Names:
     name_prefix: str
     incoming: str
     knn_image: str
+    processing_role_arn: str
     # Not in any function's environment (only Lambda's destination uses it): a made-up name.
     queue_arn: str
 
@@ -82,6 +83,7 @@ class Names:
             name_prefix=env["NAME_PREFIX"],
             incoming=env["INCOMING_PREFIX"],
             knn_image=env["KNN_IMAGE_URI"],
+            processing_role_arn=env["PROCESSING_ROLE_ARN"],
             queue_arn=f"arn:aws:sqs:{region}:{account}:dropfit-DeadLetterQueue-1EXAMPLE5GH6I",
         )
 
@@ -218,6 +220,13 @@ class World:
             ),
         )["Role"]["Arn"]
         assert role == NAMES.role_arn
+        processing = self.iam.create_role(
+            RoleName=NAMES.processing_role_arn.rsplit("/", 1)[1],
+            AssumeRolePolicyDocument=json.dumps(
+                resources["ProcessingJobRole"]["Properties"]["AssumeRolePolicyDocument"]
+            ),
+        )["Role"]["Arn"]
+        assert processing == NAMES.processing_role_arn
 
     def function(self, name: str) -> Callable[[dict[str, Any]], Any]:
         """functions/<name>/app.py, imported with its environment, its clients recorded."""
@@ -300,6 +309,26 @@ def object_created(key: str, version_id: str | None, size: int = 1, etag: str = 
     else:
         obj["version-id"] = version_id
     return event
+
+
+def processing_finished(
+    job: str, status: str = "Completed", exit_message: str | None = None
+) -> dict:
+    """The "Processing Job State Change" SageMaker sends when a Processing job ends."""
+    detail: dict[str, Any] = {"ProcessingJobName": job, "ProcessingJobStatus": status}
+    if exit_message is not None:
+        detail |= {"ExitMessage": exit_message, "FailureReason": "AlgorithmError: see the logs"}
+    return {
+        "version": "0",
+        "id": "processing-event",
+        "detail-type": "SageMaker Processing Job State Change",
+        "source": "aws.sagemaker",
+        "account": NAMES.account,
+        "time": "2025-03-14T09:31:02Z",
+        "region": NAMES.region,
+        "resources": [f"arn:aws:sagemaker:{NAMES.region}:{NAMES.account}:processing-job/{job}"],
+        "detail": detail,
+    }
 
 
 def training_finished(job: str, status: str = "Completed", reason: str | None = None) -> dict:
