@@ -111,8 +111,8 @@ def test_an_upload_refused_deep_in_its_rows_fails_with_the_same_reason_and_leave
     local: Local, processing: Local
 ) -> None:
     body = mixed_csv(bad_row=600)
-    local.upload("proc-broken.csv", body)
-    processing.upload("proc-broken.csv", body)
+    local.upload("proc-broken.csv", body, {"label": "kind"})
+    processing.upload("proc-broken.csv", body, {"label": "kind"})
     in_place = local.wait_for_new_run("proc-broken")
     processed = processing.wait_for_new_run("proc-broken")
 
