@@ -266,8 +266,32 @@ def _lambda_fit(run: dict[str, Any], mb: float) -> Result:
             "peak_mib_with_s3_reader": round(peak_mib + reader_mib, 1),
             "largest_csv_gb_1024MB": largest_gb(1024),
             "largest_csv_gb_10240MB": largest_gb(10240),
+            "by_memory_mb": {
+                memory: _memory_setting(memory, seconds / (mb / 1000)) for memory in MEMORY_SETTINGS
+            },
         },
     )
+
+
+MEMORY_SETTINGS = (1024, 1769, 2048, 2654, 3538, 5307, 10240)
+
+
+def _memory_setting(memory_mb: int, cpu_s_per_gb: float) -> dict[str, float]:
+    """What a function of this memory gets (vCPUs, the formatter's threads) and the formatter's
+    throughput there: its CPU time per GB spread over its threads' share of vCPUs, each pass as
+    slow as the slower of that work and its S3 read. Threads are counted as the function counts
+    them (:func:`dropfit.parallel.usable_cpus`), at most the CPUs measured on here."""
+    from dropfit.parallel import usable_cpus
+
+    vcpus = memory_mb / FULL_VCPU_MB
+    threads = usable_cpus({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb)})
+    seconds = _lambda_seconds(cpu_s_per_gb / min(vcpus, threads), _read_mb_per_s())
+    return {
+        "vcpus": round(vcpus, 2),
+        "threads": threads,
+        "seconds_per_gb": round(seconds, 1),
+        "mb_per_s": round(1000 / seconds),
+    }
 
 
 # --- k=auto: what cross-validation adds to the format time --------------------------------------

@@ -6,7 +6,8 @@ same rows as Dropfit's: the rows ``train_test_split(random_state=0)`` puts in ea
 (:func:`dropfit.split.holdout_mask`, handed to each pipeline as a column of booleans).
 
 - Polars: a lazy ``scan_csv`` with the test mask glued on horizontally, both channels written
-  by ``sink_csv`` in one streaming query (``collect_all``); on 2 threads and on 1
+  by ``sink_csv`` in one streaming query (``collect_all``: faster than two queries, though it
+  caches the shared scan, so its peak grows with the file); on 2 threads and on 1
   (``POLARS_MAX_THREADS``).
 - DuckDB: ``read_csv`` ``POSITIONAL JOIN`` the mask, each channel written by ``COPY``.
 - The floor of Dropfit's design: one numpy pass that finds every separator of the file and

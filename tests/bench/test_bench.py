@@ -108,3 +108,11 @@ def test_the_transformed_check_reads_the_channels_with_the_local_engine(tmp_path
     lines[0] = b",".join([label, repr(float(value) * 1.001).encode(), others])
     test.write_bytes(b"".join(lines))
     assert not transformed.local_engine_reads(csv, out)
+
+
+def test_each_memory_setting_gets_the_threads_the_function_counts_and_their_vcpus() -> None:
+    one, two = formatter._memory_setting(2048, 8.0), formatter._memory_setting(3538, 8.0)
+
+    assert (one["vcpus"], one["threads"], one["seconds_per_gb"]) == (1.16, 1, 8.0)
+    # two threads on two vCPUs: 4 s of work per pass, slower than nothing but the S3 read
+    assert two["threads"] in (1, 2) and two["seconds_per_gb"] <= one["seconds_per_gb"]

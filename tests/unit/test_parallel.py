@@ -15,16 +15,17 @@ AFFINITY = len(os.sched_getaffinity(0))
 NO_CGROUP = Path("/nonexistent/cpu.max")
 
 
-def test_a_lambda_uses_its_memorys_share_of_vcpus_rounded_up(tmp_path: Path) -> None:
+def test_a_lambda_uses_its_memorys_share_of_vcpus_rounded_to_the_nearest(tmp_path: Path) -> None:
     at = {
         mb: usable_cpus({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(mb)}, NO_CGROUP)
-        for mb in (1024, 1769, 1770, 3538, 10240)
+        for mb in (1024, 2048, 2653, 2654, 3538, 10240)
     }
 
     assert at == {
         1024: 1,
-        1769: 1,
-        1770: min(2, AFFINITY),
+        2048: 1,
+        2653: 1,
+        2654: min(2, AFFINITY),
         3538: min(2, AFFINITY),
         10240: min(6, AFFINITY),
     }
