@@ -4,9 +4,10 @@ A Lambda function gets CPU time in proportion to its memory: the equivalent of o
 1,769 MB, up to six at 10,240 MB, while it may *see* more CPUs than it has time for (two from
 128 MB to 3,008 MB). So the count is the smallest of the CPUs this process may run on (its
 affinity, not ``os.cpu_count``), its cgroup's CPU quota, and, on Lambda, its memory's share of
-vCPUs rounded to the nearest: a thread costs about a tenth more CPU time than one thread doing
-all the work, so a second one pays once it gets at least half a vCPU (from 2,654 MB). numpy releases the GIL in most of its work on large arrays, so threads are
-enough to use them (and Lambda has no ``/dev/shm`` for ``multiprocessing``'s pools and queues).
+vCPUs rounded to the nearest: two threads take about a tenth more CPU time than one doing all
+the work, so a second one pays once it gets at least half a vCPU (from 2,654 MB). numpy
+releases the GIL in most of its work on large arrays, so threads are enough to use them (and
+Lambda has no ``/dev/shm`` for ``multiprocessing``'s pools and queues).
 """
 
 from __future__ import annotations
