@@ -236,3 +236,36 @@ def test_runs_lists_each_run_the_serving_one_and_which_can_be_rolled_back_to(
     assert "DEPLOYED (serving)" in rows[NEW] and rows[NEW].split("│")[5].strip() == "no"
     assert rows[OLD].split("│")[5].strip() == "yes"
     assert json.loads(as_json.output)["deployed_run"] == NEW
+
+
+REPORT = {
+    "model": "iris",
+    "run": NEW,
+    "predictor_type": "multiclass_classifier",
+    "metrics": {"accuracy": 0.97},
+    "baseline": {"accuracy": 0.34},
+    "warnings": [],
+}
+PAGE = "https://bucket.s3.eu-west-1.amazonaws.com/reports/iris/report.html?X-Amz-Signature=1"
+
+
+@pytest.mark.parametrize("opened", [True, False])
+def test_report_open_opens_the_pages_link_or_says_to_open_it_by_hand(
+    dropfit: CliRunner, monkeypatch: pytest.MonkeyPatch, opened: bool
+) -> None:
+    import webbrowser
+
+    asked: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: asked.append(url) or opened)
+    Scripted.script["GET /models/iris/report"] = [(200, REPORT)]
+    Scripted.script["GET /models/iris"] = [
+        (200, {"model": "iris", "report": {"html_url": PAGE, "expires_in": 900}})
+    ]
+
+    result = dropfit.invoke(cli, ["report", "iris", "--open"], env={"COLUMNS": "300"})
+
+    assert asked == [PAGE]
+    assert "accuracy 0.97" in result.output and PAGE in result.output
+    assert result.exit_code == (0 if opened else FAILED), result.output
+    if not opened:
+        assert "cannot open the report's page here: open the link above" in result.output
