@@ -254,3 +254,28 @@ def test_a_model_deleted_while_its_endpoint_changes_gets_no_endpoint_back(
     assert all("deleted" in run["reason"] for run in runs), runs
     description = local.describe(model)
     assert description is not None and description["status"] == "deleted"
+
+
+def test_only_the_last_runs_keep_their_configs_and_models_on_the_local_sagemaker(
+    local: Local,
+) -> None:
+    """RollbackRuns (default 3): a fourth deployment prunes the first run's endpoint config and
+    SageMaker model; the history says it can no longer be rolled back to."""
+    model = "lc-prune"
+    runs: list[str] = []
+    for blank_lines in range(4):
+        local.upload(f"{model}.csv", IRIS + b"\n" * blank_lines)
+        runs.append(_deployed(local, model, runs[-1] if runs else None))
+    first, *kept = runs
+
+    local.wait_until(
+        "the first run pruned", lambda: first not in _resources(local, model)["configs"]
+    )
+
+    left = _resources(local, model)
+    assert left["configs"] == left["models"] == sorted(kept)
+    history = {r["run"]: r for r in _runs(local, model)["runs"]}
+    assert history[first]["pruned_at"] and not history[first]["can_roll_back"]
+    assert [history[run]["can_roll_back"] for run in kept] == [True, True, False]  # last serves
+    refused = local.client.post(f"/models/{model}/rollback", json={"run": first})
+    assert refused.status == 409 and "pruned" in refused.json()["error"]["message"]
