@@ -70,7 +70,7 @@ def parse(data: U8, starts: I64, ends: I64) -> F64:
     v = ((v & _U(0x00FF00FF00FF00FF)) * _U(6553601)) >> _U(16)
     v = ((v & _U(0x0000FFFF0000FFFF)) * _U(42949672960001)) >> _U(32)
     values = v.astype(np.float64) / _POWERS[fraction]
-    np.negative(values, out=values, where=negative)
+    values = np.where(negative, -values, values)  # (a ufunc's where= is several times slower)
     for i in np.flatnonzero(~ok):
         values[i] = float(data[starts[i] + PAD : ends[i] + PAD].tobytes())
     return values.reshape(shape)

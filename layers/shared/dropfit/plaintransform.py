@@ -30,6 +30,7 @@ from dropfit import crossval, plaincsv, plainnumbers, plainwrite
 from dropfit.csvscan import Encoding, Router, Scan, choose_label, numeric_class_name, to_floats
 from dropfit.csvsource import Source, open_validated
 from dropfit.dataset import DatasetPlan, TrainLayout, decide, train_parts
+from dropfit.heap import keep_freed_memory
 from dropfit.options import KChoice, UploadOptions
 from dropfit.parallel import ordered_map, usable_cpus
 from dropfit.plainrows import Fields, fields, numbered_pieces
@@ -46,6 +47,7 @@ def plan(
     source: Source, options: UploadOptions, default_k: KChoice, layout: TrainLayout
 ) -> DatasetPlan | None:
     """Passes 1 and 2 of a plain upload; None when the reference engine must take it."""
+    keep_freed_memory()  # every piece's arrays: a third of numpy's time would be page faults
     workers = usable_cpus()
     try:
         found = plaincsv.scan(source, options.label, options.predictor_type, workers)
