@@ -31,7 +31,7 @@ from dropfit.csvscan import Encoding, Router, Scan, choose_label, numeric_class_
 from dropfit.csvsource import Source, open_validated
 from dropfit.dataset import DatasetPlan, TrainLayout, decide, train_parts
 from dropfit.heap import keep_freed_memory
-from dropfit.options import KChoice, UploadOptions
+from dropfit.options import AUTO, KChoice, UploadOptions
 from dropfit.parallel import ordered_map, usable_cpus
 from dropfit.plainrows import Fields, fields, numbered_pieces
 from dropfit.preprocessed import Moments, finish, rows_text_split
@@ -61,7 +61,8 @@ def plan(
         return None
     is_test = holdout_mask(found.n_rows, options.test_fraction)
     rows = _Reader(source, found, encoding, workers)
-    moments, sample = _fit(rows, is_test, options.test_fraction)
+    searched = options.scale == AUTO or k_auto  # cross-validation needs its sample
+    moments, sample = _fit(rows, is_test, options.test_fraction if searched else None)
     spec = Preprocessing(
         encode=options.encode,
         missing=options.missing,
@@ -88,11 +89,15 @@ def plan(
 
 
 def _fit(
-    rows: _Reader, is_test: npt.NDArray[np.bool_], test_fraction: float
+    rows: _Reader, is_test: npt.NDArray[np.bool_], test_fraction: float | None
 ) -> tuple[list[Moments], tuple[F64, F64]]:
-    """Pass 2: each feature's moments over the training rows, and the cross-validation sample
-    (unscaled features, labels as numbers) in the split's order."""
-    wanted = train_order_head(len(is_test), test_fraction, crossval.MAX_ROWS)
+    """Pass 2: each feature's moments over the training rows, and (given the test fraction)
+    the cross-validation sample (unscaled features, labels as numbers) in the split's order."""
+    wanted = (
+        np.zeros(0, np.int64)
+        if test_fraction is None
+        else train_order_head(len(is_test), test_fraction, crossval.MAX_ROWS)
+    )
     rank = np.argsort(wanted)
     ordered = wanted[rank]
     d = len(rows.encoding.feature_indices)
