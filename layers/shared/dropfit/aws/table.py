@@ -80,6 +80,33 @@ class RunsTable:
         self.table_name = table_name
         self.client = client
 
+    def _update_if(
+        self,
+        key: dict[str, Any],
+        expression: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        **extra: Any,
+    ) -> dict[str, Any] | None:
+        """One conditional UpdateItem: its response, or None if the condition failed (then
+        nothing was written)."""
+        try:
+            response: dict[str, Any] = self.client.update_item(
+                TableName=self.table_name,
+                Key=key,
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                **extra,
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return None
+            raise
+        return response
+
     # --- runs --------------------------------------------------------------------------
 
     def claim_run(self, run: Run) -> bool:
@@ -93,20 +120,9 @@ class RunsTable:
         expression, names, values = _set_expression(run.to_attributes())
         names["#status_now"] = "status"
         values.update(_item({":formatting": str(RunStatus.FORMATTING)}))
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=_run_key(run.model, run.job),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_not_exists(pk) OR #status_now = :formatting",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
-        return True
+        condition = "attribute_not_exists(pk) OR #status_now = :formatting"
+        key = _run_key(run.model, run.job)
+        return self._update_if(key, expression, condition, names, values) is not None
 
     def count_failed_attempt(self, model: str, job: str) -> int:
         """One more failed attempt at this run; how many there have been in all."""
@@ -139,20 +155,8 @@ class RunsTable:
             allowed = {f":s{i}": str(s) for i, s in enumerate(sorted(only_from))}
             values.update(_item(allowed))
             condition += f" AND #current IN ({', '.join(allowed)})"
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=_run_key(model, job),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
-        return True
+        key = _run_key(model, job)
+        return self._update_if(key, expression, condition, names, values) is not None
 
     # --- models ------------------------------------------------------------------------
 
@@ -211,18 +215,14 @@ class RunsTable:
         """Give a record from before ownership to the key its latest run was uploaded as."""
         run = self.get_run(model, latest_run) if latest_run else None
         owner = run.source.get("key") if run is not None else None
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=_model_key(model),
-                UpdateExpression="SET #source = :owner",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#source)",
-                ExpressionAttributeNames={"#source": "source_key"},
-                ExpressionAttributeValues=_item({":owner": owner or claimant}),
-            )
-        except ClientError as error:
-            if not _conditional_failed(error):
-                raise  # else a racing claim adopted it first: the next claim reads its owner
+        # Refused if a racing claim adopted it first: the next claim reads its owner.
+        self._update_if(
+            _model_key(model),
+            "SET #source = :owner",
+            "attribute_exists(pk) AND attribute_not_exists(#source)",
+            {"#source": "source_key"},
+            _item({":owner": owner or claimant}),
+        )
 
     def note_refused_upload(self, model: str, key: str, reason: str) -> None:
         """Keep the last upload refused this model's name on its record, beside its runs."""
@@ -269,24 +269,14 @@ class RunsTable:
         if order is not None:
             # Equal sequencers are one event of one object version: the same upload.
             condition += " OR #order <= :v4"
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=_model_key(model),
-                UpdateExpression=(
-                    f"{expression}, #created = if_not_exists(#created, :now) REMOVE #status"
-                ),
-                ConditionExpression=(
-                    f"({condition}) AND (attribute_not_exists(#deleted) OR #deleted < :run_created)"
-                ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
-        return True
+        written = self._update_if(
+            _model_key(model),
+            f"{expression}, #created = if_not_exists(#created, :now) REMOVE #status",
+            f"({condition}) AND (attribute_not_exists(#deleted) OR #deleted < :run_created)",
+            names,
+            values,
+        )
+        return written is not None
 
     def propose_desired_run(
         self, model: str, job: str, order: str | None, *, created_at: str
@@ -306,23 +296,15 @@ class RunsTable:
         condition = "attribute_not_exists(#order) OR #desired = :v0"
         if order is not None:
             condition += " OR #order <= :v2"
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=_model_key(model),
-                UpdateExpression=expression,
-                ConditionExpression=(
-                    f"attribute_exists(pk) AND ({condition}) "
-                    "AND (attribute_not_exists(#deleted) OR #deleted < :run_created)"
-                ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
-        return True
+        written = self._update_if(
+            _model_key(model),
+            expression,
+            f"attribute_exists(pk) AND ({condition}) "
+            "AND (attribute_not_exists(#deleted) OR #deleted < :run_created)",
+            names,
+            values,
+        )
+        return written is not None
 
     def update_model(self, model: str, **changes: Any) -> bool:
         """Set fields on a model; False if it does not exist or was deleted meanwhile."""
@@ -330,54 +312,39 @@ class RunsTable:
         expression, names, values = _set_expression(changes)
         names["#lifecycle"] = "status"
         values.update(_item({":deleted": MODEL_DELETED}))
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=_model_key(model),
-                UpdateExpression=expression,
-                ConditionExpression=(
-                    "attribute_exists(pk) AND "
-                    "(attribute_not_exists(#lifecycle) OR #lifecycle <> :deleted)"
-                ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
-        return True
+        written = self._update_if(
+            _model_key(model),
+            expression,
+            "attribute_exists(pk) AND (attribute_not_exists(#lifecycle) OR #lifecycle <> :deleted)",
+            names,
+            values,
+        )
+        return written is not None
 
     def mark_deleted(self, model: str) -> ModelRecord | None:
         """Status DELETED: the model serves nothing and runs created until now never deploy.
 
         Returns the record as it was before (None if there is no such model).
         """
-        try:
-            response = self.client.update_item(
-                TableName=self.table_name,
-                Key=_model_key(model),
-                UpdateExpression=(
-                    "SET #status = :deleted, #deleted_at = :now, #updated = :now "
-                    "REMOVE #desired, #desired_order, #deploying, #deployed"
-                ),
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames={
-                    "#status": "status",
-                    "#deleted_at": "deleted_at",
-                    "#updated": "updated_at",
-                    "#desired": "desired_run",
-                    "#desired_order": "desired_order",
-                    "#deploying": "deploying_run",
-                    "#deployed": "deployed_run",
-                },
-                ExpressionAttributeValues=_item({":deleted": MODEL_DELETED, ":now": now_iso()}),
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return None
-            raise
+        response = self._update_if(
+            _model_key(model),
+            "SET #status = :deleted, #deleted_at = :now, #updated = :now "
+            "REMOVE #desired, #desired_order, #deploying, #deployed",
+            "attribute_exists(pk)",
+            {
+                "#status": "status",
+                "#deleted_at": "deleted_at",
+                "#updated": "updated_at",
+                "#desired": "desired_run",
+                "#desired_order": "desired_order",
+                "#deploying": "deploying_run",
+                "#deployed": "deployed_run",
+            },
+            _item({":deleted": MODEL_DELETED, ":now": now_iso()}),
+            ReturnValues="ALL_OLD",
+        )
+        if response is None:
+            return None
         return ModelRecord.from_attributes(_attributes(response["Attributes"]))
 
     def claim_rollback(self, record: ModelRecord, target: Run) -> bool:
