@@ -135,21 +135,9 @@ def _items() -> dict[str, dict[str, Any]]:
 
 def _metadata_answer() -> Answer:
     """The run's metadata.json (features, label map), read once by a warm container."""
-    from dropfit.run_metadata import RunMetadata
+    from tests.metadata_fixture import iris_metadata
 
-    metadata = RunMetadata(
-        label_column="Species",
-        feature_names=FEATURES,
-        predictor_type="classifier",
-        classes=CLASSES,
-        n_rows=150,
-        n_train=112,
-        n_test=38,
-        test_fraction=0.25,
-        random_state=0,
-        k=1,
-        sample_size=112,
-    ).to_json()
+    metadata = iris_metadata(feature_names=FEATURES, classes=CLASSES).to_json()
     return lambda _: ({"Content-Type": "application/json"}, metadata)
 
 

@@ -16,9 +16,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from dropfit.api_errors import register_error_handlers
 from dropfit.aws.sagemaker import SageMakerControl
 from dropfit.aws.table import RunsTable
-from dropfit.errors import ApiError, BadRequest, InvalidModelName
+from dropfit.errors import BadRequest
 from dropfit.lifecycle import Lifecycle
 from dropfit.prediction import request_text
 from dropfit.settings import ManageSettings
@@ -34,15 +35,8 @@ lifecycle = Lifecycle(
     table=RunsTable(settings.table_name, boto3.client("dynamodb")),
     sagemaker=SageMakerControl(boto3.client("sagemaker")),
 )
-
-
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=json.dumps({"error": {"code": code, "message": message}}),
-        headers=headers or {},
-    )
+# Its messages name only the model and runs it was asked about: answered as they are.
+register_error_handlers(app, logger, routes_hint="docs/openapi.yaml", shown=str)
 
 
 def rollback_run(body: str) -> str | None:
@@ -79,30 +73,6 @@ def rollback(model: str) -> Response:
 @app.get("/models/<model>/runs")
 def runs(model: str) -> dict[str, Any]:
     return lifecycle.history(model)
-
-
-@app.exception_handler(ApiError)
-def api_error(error: ApiError) -> Response:
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
-    return _error(error.status, error.code, error.message, headers)
-
-
-@app.exception_handler(InvalidModelName)
-def invalid_model_name(error: InvalidModelName) -> Response:
-    return _error(400, error.code, error.message)
-
-
-@app.not_found
-def not_found(_: Exception) -> Response:
-    return _error(404, "NotFound", "No such route; see docs/openapi.yaml.")
-
-
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response:
-    # Never leak internals: log the details, answer with the request id only.
-    logger.exception("unhandled error")
-    request_id = app.lambda_context.aws_request_id if app.lambda_context else "unknown"
-    return _error(500, "InternalError", f"Internal error (request id {request_id}).")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

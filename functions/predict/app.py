@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import unquote
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
+from dropfit.api_errors import register_error_handlers
 from dropfit.aws.s3 import Storage
 from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
-from dropfit.errors import ApiError, InvalidModelName
 from dropfit.prediction import request_text
 from dropfit.public import public_text
 from dropfit.run_metadata import RunMetadataStore
@@ -47,16 +46,14 @@ service = ModelService(
     allow_neighbors=settings.allow_neighbors,
 )
 
-
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    # Every error answer passes here: no AWS internals, and small whatever the message echoes.
-    shown = public_text(message)
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=json.dumps({"error": {"code": code, "message": shown}}),
-        headers=headers or {},
-    )
+# Every error answer shows its message through public_text: no AWS internals, and small
+# whatever it echoes.
+register_error_handlers(
+    app,
+    logger,
+    routes_hint="GET /models and POST /models/{model}/predict",
+    shown=public_text,
+)
 
 
 @app.post("/models/<model>/predict")
@@ -86,32 +83,6 @@ def describe_model(model: str) -> dict[str, Any]:
 def model_report(model: str) -> dict[str, Any]:
     metrics.add_metric(name="ReportReads", unit=MetricUnit.Count, value=1)
     return service.report(unquote(model))
-
-
-@app.exception_handler(ApiError)
-def api_error(error: ApiError) -> Response:
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
-    return _error(error.status, error.code, error.message, headers)
-
-
-@app.exception_handler(InvalidModelName)
-def invalid_model_name(error: InvalidModelName) -> Response:
-    return _error(400, error.code, error.message)
-
-
-@app.not_found
-def not_found(_: Exception) -> Response:
-    return _error(
-        404, "NotFound", "No such route; see GET /models and POST /models/{model}/predict."
-    )
-
-
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response:
-    # Never leak internals: log the details, answer with the request id only.
-    logger.exception("unhandled error")
-    request_id = app.lambda_context.aws_request_id if app.lambda_context else "unknown"
-    return _error(500, "InternalError", f"Internal error (request id {request_id}).")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -24,7 +24,7 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from dropfit.aws.table import RunsTable
 from dropfit.records import ModelRecord, Run, RunStatus
-from dropfit.run_metadata import RunMetadata, metadata_key
+from dropfit.run_metadata import metadata_key
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
 from dropfit.settings import (
     DeploySettings,
@@ -35,6 +35,7 @@ from dropfit.settings import (
 )
 from dropfit.upload_order import upload_order
 
+from tests.metadata_fixture import iris_metadata
 from tests.template_utils import ROOT, load_template
 
 EVENTS = ROOT / "events"
@@ -264,19 +265,8 @@ class Stack:
     ) -> None:
         """The run's metadata.json, as the formatter writes it (with a fitted transform)."""
         fitted = {"preprocessing": preprocessing} if preprocessing is not None else {}
-        metadata = RunMetadata(
-            label_column="Species",
-            feature_names=features,
-            predictor_type=predictor_type,
-            classes=classes,
-            n_rows=150,
-            n_train=112,
-            n_test=38,
-            test_fraction=0.25,
-            random_state=0,
-            k=1,
-            sample_size=112,
-            **fitted,
+        metadata = iris_metadata(
+            feature_names=features, predictor_type=predictor_type, classes=classes, **fitted
         )
         key = metadata_key(function_env("format")["DATASETS_PREFIX"], model, job)
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=metadata.to_json())

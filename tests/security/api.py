@@ -19,9 +19,10 @@ import jsonschema
 import yaml
 from dropfit.aws.table import RunsTable
 from dropfit.records import Run, RunStatus
-from dropfit.run_metadata import RunMetadata, metadata_key
+from dropfit.run_metadata import metadata_key
 from dropfit.sagemaker_requests import model_request, serverless_endpoint_config_request
 
+from tests.metadata_fixture import iris_metadata
 from tests.security.scenarios import FakeEndpoints
 from tests.security.world import NAMES, World, function_of, http_event, route_of
 from tests.template_utils import ROOT
@@ -112,18 +113,11 @@ class PredictApi:
                 self.world.s3.put_object(
                     Bucket=NAMES.bucket,
                     Key=metadata_key("datasets/", seed.model, seed.run),
-                    Body=RunMetadata(
+                    Body=iris_metadata(
                         label_column="label",
                         feature_names=seed.features,
                         predictor_type=run.predictor_type or "classifier",
                         classes=seed.classes,
-                        n_rows=150,
-                        n_train=112,
-                        n_test=38,
-                        test_fraction=0.25,
-                        random_state=0,
-                        k=1,
-                        sample_size=112,
                     ).to_json(),
                 )
             assert runs.claim_run(run)

@@ -13,19 +13,9 @@ from dropfit.run_metadata import (
     metadata_key,
 )
 
-IRIS = RunMetadata(
-    label_column="Species",
-    feature_names=["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"],
-    predictor_type="classifier",
-    classes=["setosa", "versicolor", "virginica"],
-    n_rows=150,
-    n_train=112,
-    n_test=38,
-    test_fraction=0.25,
-    random_state=0,
-    k=1,
-    sample_size=112,
-)
+from tests.metadata_fixture import iris_metadata
+
+IRIS = iris_metadata()
 
 
 class Objects:
