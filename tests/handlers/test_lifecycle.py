@@ -105,6 +105,29 @@ def _delete(manage: Function, model: str = "iris") -> Any:
     return http_answer(manage(api_event("DELETE", f"/models/{model}")))
 
 
+def _stops(manage: Function) -> Answers:
+    """StopTrainingJob, which a delete sends for a training run, answered (moto has none)."""
+    return Answers(manage.module.lifecycle.sagemaker.client, "StopTrainingJob")
+
+
+def _delete_first(
+    monkeypatch: pytest.MonkeyPatch,
+    manage: Function,
+    target: Any,
+    method: str,
+    then: Callable[[], object] = lambda: None,
+) -> None:
+    """``target.method`` lets the user delete the model (and ``then`` do more) before it works."""
+    original = getattr(target, method)
+
+    def deleted_first(*args: Any, **kwargs: Any) -> Any:
+        assert _delete(manage).status == 200
+        then()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, method, deleted_first)
+
+
 # --------------------------------------------------------------------------- delete
 
 
@@ -196,7 +219,7 @@ def test_deleting_a_model_that_trains_stops_the_job_and_its_completion_deploys_n
     manage_function: Function,
 ) -> None:
     job = train()
-    stops = Answers(manage_function.module.lifecycle.sagemaker.client, "StopTrainingJob")
+    stops = _stops(manage_function)
 
     answer = _delete(manage_function)
     outcome = deploy_function(_completed(stack, job))  # the job had completed already
@@ -217,7 +240,7 @@ def test_a_delete_between_creating_a_runs_model_and_recording_it_deletes_them_ag
     manage_function: Function,
 ) -> None:
     job = train()
-    Answers(manage_function.module.lifecycle.sagemaker.client, "StopTrainingJob")
+    _stops(manage_function)
     deploy_client = deploy_function.module.deployer.sagemaker.client
 
     def delete_now(**_: Any) -> None:  # the user deletes while the deploy function works
@@ -246,19 +269,16 @@ def test_a_run_older_than_a_delete_is_never_proposed_even_once_the_model_is_recr
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     old = train()
-    Answers(manage_function.module.lifecycle.sagemaker.client, "StopTrainingJob")
-    table = deploy_function.module.deployer.table
-    propose = table.propose_desired_run
-    recreated = []
+    _stops(manage_function)
+    recreated: list[str] = []
 
-    def delete_and_upload_first(*args: Any, **kwargs: Any) -> bool:
-        # Between TRAINED and the proposal: the model is deleted, then a new upload recreates
-        # it (the record is no longer DELETED); only deleted_at tells the old run apart.
-        assert _delete(manage_function).status == 200
+    def upload_again() -> None:
         recreated.append(train(1))
-        return bool(propose(*args, **kwargs))
 
-    monkeypatch.setattr(table, "propose_desired_run", delete_and_upload_first)
+    # Between TRAINED and the proposal: the model is deleted, then a new upload recreates it
+    # (the record is no longer DELETED); only deleted_at tells the old run apart.
+    table = deploy_function.module.deployer.table
+    _delete_first(monkeypatch, manage_function, table, "propose_desired_run", then=upload_again)
 
     outcome = deploy_function(_completed(stack, old))
 
@@ -278,16 +298,10 @@ def test_a_delete_just_before_create_endpoint_fails_it_and_the_retry_deploys_not
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     job = train()
-    Answers(manage_function.module.lifecycle.sagemaker.client, "StopTrainingJob")
+    _stops(manage_function)
+    # The deploy function read the model before the deletion, which deletes the config.
     sagemaker = deploy_function.module.deployer.sagemaker
-    create = sagemaker.create_endpoint
-
-    def delete_first(*args: Any) -> bool:
-        # The deploy function read the model before the deletion, which deletes the config.
-        assert _delete(manage_function).status == 200
-        return bool(create(*args))
-
-    monkeypatch.setattr(sagemaker, "create_endpoint", delete_first)
+    _delete_first(monkeypatch, manage_function, sagemaker, "create_endpoint")
     event = _completed(stack, job)
     # CreateEndpoint fails (its config is gone): the run is discarded, not FAILED nor retried.
     assert deploy_function(event) == {"outcome": "deleted"}
@@ -309,8 +323,8 @@ def test_an_endpoint_created_while_its_model_was_deleted_is_deleted_when_it_sett
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     job = train()
+    _stops(manage_function)
     manage_client = manage_function.module.lifecycle.sagemaker.client
-    Answers(manage_client, "StopTrainingJob")
     sagemaker = deploy_function.module.deployer.sagemaker
     create = sagemaker.create_endpoint
 
@@ -354,17 +368,11 @@ def test_an_upload_claimed_before_a_delete_starts_no_training_job(
 ) -> None:
     first = stack.put_upload("incoming/iris.csv", iris_csv)
     format_function(stack.upload_event("incoming/iris.csv", first))
-    Answers(manage_function.module.lifecycle.sagemaker.client, "StopTrainingJob")
+    _stops(manage_function)
     _delete(manage_function)
     jobs_before = stack.training_jobs()
     storage = format_function.module.ingestor.storage
-    put = storage.put
-
-    def delete_while_formatting(*args: Any, **kwargs: Any) -> None:
-        _delete(manage_function)
-        put(*args, **kwargs)
-
-    monkeypatch.setattr(storage, "put", delete_while_formatting)
+    _delete_first(monkeypatch, manage_function, storage, "put")  # while it formats
     second = stack.put_upload("incoming/iris.csv", iris_csv + b"\n")
 
     result = format_function(stack.upload_event("incoming/iris.csv", second))
@@ -385,15 +393,9 @@ def test_an_upload_claimed_before_a_delete_does_not_recreate_the_model(
 ) -> None:
     first = stack.put_upload("incoming/iris.csv", iris_csv)
     format_function(stack.upload_event("incoming/iris.csv", first))
-    Answers(manage_function.module.lifecycle.sagemaker.client, "StopTrainingJob")
+    _stops(manage_function)
     table = format_function.module.ingestor.table
-    record_upload = table.record_upload
-
-    def delete_first(*args: Any, **kwargs: Any) -> bool:
-        _delete(manage_function)  # just after this upload was claimed
-        return bool(record_upload(*args, **kwargs))
-
-    monkeypatch.setattr(table, "record_upload", delete_first)
+    _delete_first(monkeypatch, manage_function, table, "record_upload")  # just after its claim
     second = stack.put_upload("incoming/iris.csv", iris_csv + b"\n")
 
     result = format_function(stack.upload_event("incoming/iris.csv", second))
@@ -600,7 +602,7 @@ def test_rollback_of_the_serving_run_or_a_lone_run_or_a_deleted_model_is_refused
 
     serving = _rollback(manage_function, f'{{"run": "{only}"}}')
     lone = _rollback(manage_function)
-    Answers(manage_function.module.lifecycle.sagemaker.client, "StopTrainingJob")
+    _stops(manage_function)
     _delete(manage_function)
     deleted = _rollback(manage_function)
 
