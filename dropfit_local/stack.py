@@ -282,6 +282,7 @@ class LocalStack:
             account_id=model.account_id,
             s3_endpoint_url=self.aws_endpoint_url,
             events_endpoint_url=self.aws_endpoint_url,
+            logs_endpoint_url=self.aws_endpoint_url,
             host=self.host,
             port=self._ports["sagemaker"],
             endpoint_delay_seconds=self._endpoint_delay,

@@ -56,3 +56,18 @@ def clean_env() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def sdk_venv() -> Path:
+    """The sagemaker SDK v2's venv (tests/sdk/venv.py): made once; skipped with the reason
+    only off CI (there DROPFIT_REQUIRE_SAGEMAKER_SDK turns a venv that cannot be made into a
+    failure)."""
+    from tests.sdk.venv import REQUIRE, SdkUnavailable, sdk_python
+
+    try:
+        return sdk_python()
+    except SdkUnavailable as error:
+        if os.environ.get(REQUIRE):
+            pytest.fail(f"{REQUIRE} is set: {error}")
+        pytest.skip(str(error))

@@ -25,6 +25,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dropfit_local import faults
 from dropfit_local.knn import InferenceInputError, KnnModel, ModelArtifactError
 from dropfit_local.sagemaker import inference
+from dropfit_local.sagemaker.cloudwatch import (
+    TRAINING_GROUP,
+    LogWriter,
+    algorithm_line,
+    endpoint_group,
+    endpoint_stream,
+    training_stream,
+)
 from dropfit_local.sagemaker.errors import (
     ServiceError,
     resource_in_use,
@@ -42,10 +50,12 @@ from dropfit_local.sagemaker.processing import ProcessingJobs
 from dropfit_local.sagemaker.training import (
     METRIC_DEFINITIONS,
     TrainingFailure,
-    check_image,
+    channel_objects,
+    channel_spec,
     client_error,
     final_metrics,
     fit,
+    image_problem,
     read_channel,
     score_lines,
     split_s3_uri,
@@ -113,7 +123,9 @@ class SageMakerBackend:
         endpoint_delay_seconds: float,
         log: Callable[[str], None],
         faults_dir: Path | None = None,
+        logs: Any | None = None,
     ) -> None:
+        """``logs``: a CloudWatch Logs client for the jobs' and endpoints' logs (None: none)."""
         self.region = region
         self.account_id = account_id
         self._s3 = s3
@@ -121,6 +133,7 @@ class SageMakerBackend:
         self._log = log
         self._faults_dir = faults_dir  # test-only fault injection (dropfit_local.faults)
         self._events = EventPublisher(events, log)
+        self._cloudwatch = LogWriter(logs, log)
         self._lock = threading.RLock()
         self._closing = threading.Event()
         self._workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="local-sagemaker")
@@ -225,6 +238,11 @@ class SageMakerBackend:
         duplicates = sorted({channel for channel in channels if channels.count(channel) > 1})
         if duplicates:
             raise validation(f"Channel names must be unique, got {', '.join(duplicates)} twice")
+        problem = image_problem(algorithm["TrainingImage"], self.region)
+        if problem:
+            raise validation(problem)
+        for channel in params.get("InputDataConfig", []):
+            self._check_channel_has_objects(channel, params["RoleArn"])
         algorithm.setdefault("TrainingInputMode", "File")
         algorithm.setdefault("MetricDefinitions", [dict(item) for item in METRIC_DEFINITIONS])
         algorithm.setdefault("EnableSageMakerMetricsTimeSeries", False)
@@ -277,6 +295,27 @@ class SageMakerBackend:
         self._log(f"[sagemaker] {name} Starting - Starting the training job")
         self._submit(self._run_training, name)
         return {"TrainingJobArn": arn}
+
+    def _check_channel_has_objects(self, channel: Mapping[str, Any], role: str) -> None:
+        """CreateTrainingJob refuses an S3Prefix channel with no objects, as SageMaker does."""
+        source = channel.get("DataSource", {}).get("S3DataSource")
+        if source is None or source.get("S3DataType", "S3Prefix") != "S3Prefix":
+            return  # the job itself reports what it cannot read
+        uri = source["S3Uri"]
+        try:
+            bucket, _ = split_s3_uri(uri)
+            found = channel_objects(self._s3, channel_spec(channel))
+        except (TrainingFailure, ValueError):
+            return  # a channel the algorithm refuses fails the job with the algorithm's reason
+        except (ClientError, BotoCoreError):
+            found = []  # no such bucket, or not listable: AWS says the same
+        if not found:
+            raise validation(
+                f'No S3 objects found under S3 URL "{uri}" given in input data source. Please '
+                f"ensure that the bucket exists in the selected region ({self.region}), that "
+                f'objects exist under that S3 prefix, and that the role "{role}" has '
+                f'"s3:ListBucket" permissions on bucket "{bucket}".'
+            )
 
     def _job(self, name: str) -> _TrainingJob:
         job = self._jobs.get(name)
@@ -350,21 +389,27 @@ class SageMakerBackend:
             return copy.deepcopy(job.description)
 
     def _run_training(self, name: str) -> None:
+        stream = ""
         try:
             spec = self._phase(name, "Downloading", "Downloading input data")
-            check_image(spec["AlgorithmSpecification"]["TrainingImage"])
+            stream = training_stream(name, spec["TrainingStartTime"])
             data = dict(read_channel(self._s3, channel) for channel in spec["InputDataConfig"])
             self._phase(
                 name, "Training", "Training image download completed. Training in progress."
             )
+            self._job_log(stream, ["Docker entrypoint called with argument(s): train"])
+            self._job_log(stream, [algorithm_line(_provided(spec["HyperParameters"]))])
             result = fit(spec["HyperParameters"], data)
-            for line in score_lines(result.scores):
+            lines = [*result.notes, *score_lines(result.scores)]
+            for line in lines:
                 self._log(f"[sagemaker] {name} {line}")
+            self._job_log(stream, [algorithm_line(line) for line in lines])
             self._phase(name, "Uploading", "Uploading generated training model")
             artifact = self._upload_artifact(spec, result.model.to_artifact())
         except _Stopped:
             self._finish(name, "Stopped", "Training job stopped")
         except TrainingFailure as failure:
+            self._job_log(stream, [algorithm_line(str(failure), "ERROR")])
             self._finish(name, "Failed", "Training job failed", reason=str(failure))
         except _ShuttingDown:
             raise
@@ -381,6 +426,10 @@ class SageMakerBackend:
                 artifact=artifact,
                 metrics=final_metrics(result.scores),
             )
+
+    def _job_log(self, stream: str, lines: list[str]) -> None:
+        if stream:
+            self._cloudwatch.write(TRAINING_GROUP, stream, lines)
 
     def _upload_artifact(self, spec: Mapping[str, Any], artifact: bytes) -> str:
         output = spec["OutputDataConfig"]["S3OutputPath"]
@@ -643,6 +692,7 @@ class SageMakerBackend:
             variants = self._load_variants(name, config)
         except _DeployFailure as exc:
             failure, variants = str(exc), {}
+        self._endpoint_log(name, config, variants, failure)
         with self._lock:
             endpoint = self._endpoints.get(name)
             if self._closing.is_set() or endpoint is None or endpoint.generation != generation:
@@ -664,6 +714,32 @@ class SageMakerBackend:
                 description["EndpointStatus"] = "Failed"
                 description["FailureReason"] = failure
             self._publish_endpoint(endpoint)
+
+    def _endpoint_log(
+        self,
+        name: str,
+        config: Mapping[str, Any],
+        variants: Mapping[str, _Variant],
+        failure: str | None,
+    ) -> None:
+        """Each variant's container log: the model it serves, or why it could not start."""
+        for spec in config["ProductionVariants"]:
+            variant = variants.get(spec["VariantName"])
+            if variant is None:
+                lines = [algorithm_line(failure or "not started", "ERROR")]
+            else:
+                model = variant.model
+                lines = [
+                    algorithm_line(
+                        f"Loaded the k-NN model: k={model.k}, predictor_type="
+                        f"{model.predictor_type}, {len(model.points)} points of "
+                        f"{model.feature_dim} features"
+                    ),
+                    algorithm_line("Serving on port 8080: /ping and /invocations"),
+                ]
+            lines.insert(0, "Docker entrypoint called with argument(s): serve")
+            group, stream = endpoint_group(name), endpoint_stream(spec["VariantName"])
+            self._cloudwatch.write(group, stream, lines)
 
     def _injected_fault(self, endpoint: str, config: Mapping[str, Any]) -> None:
         """Fail (or hold) this deployment if a test injected an ``endpoint:`` fault (off by
@@ -728,11 +804,10 @@ class SageMakerBackend:
     def _load_model(self, endpoint: str, variant: str, container: Mapping[str, Any]) -> KnnModel:
         unhealthy = _unhealthy(variant)
         url = container.get("ModelDataUrl")
-        try:
-            check_image(container["Image"])
-        except TrainingFailure as exc:
-            self._log(f"[sagemaker] endpoint {endpoint} variant {variant}: {exc}")
-            raise unhealthy from None
+        problem = image_problem(container["Image"], self.region)
+        if problem:
+            self._log(f"[sagemaker] endpoint {endpoint} variant {variant}: {problem}")
+            raise unhealthy
         if not url:
             self._log(f"[sagemaker] endpoint {endpoint} variant {variant}: no ModelDataUrl")
             raise unhealthy
@@ -956,3 +1031,12 @@ def _with_token(result: dict[str, Any], token: str | None) -> dict[str, Any]:
     if token:
         result["NextToken"] = token
     return result
+
+
+def _provided(hyperparameters: Mapping[str, str]) -> str:
+    """The built-in's log line of the job's hyperparameters."""
+    shown = ", ".join(f"{key!r}: {value!r}" for key, value in sorted(hyperparameters.items()))
+    return (
+        "Reading provided configuration from /opt/ml/input/config/hyperparameters.json: "
+        f"{{{shown}}}"
+    )

@@ -2,9 +2,12 @@
 
 Requests (``Content-Type``): ``text/csv`` (feature rows, no label; ``label_size`` parameter
 honoured), ``application/json`` (``{"instances": [{"features": [...]}, {"data": {"features":
-{"values": [...]}}}]}``, sparse ``keys``/``shape`` accepted too) and ``application/jsonlines``
-(one such instance per line). Responses (``Accept``): ``application/json`` (the default) and
-``application/jsonlines``; ``; verbose=true`` adds the neighbours' ``distances`` and ``labels``,
+{"values": [...]}}}]}``, sparse ``keys``/``shape`` accepted too), ``application/jsonlines``
+(one such instance per line) and ``application/x-recordio-protobuf`` (records whose
+``values`` feature tensor, dense or sparse, is the instance). Responses (``Accept``):
+``application/json`` (the default), ``application/jsonlines`` and
+``application/x-recordio-protobuf`` (one record per instance, its label map holding
+``predicted_label``); ``; verbose=true`` adds the neighbours' ``distances`` and ``labels``,
 nearest first. Anything else is rejected the way the container does: 415 for the content
 type, 406 for the accept type, 400 for a payload it cannot evaluate.
 """
@@ -18,11 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from dropfit import recordio
 
 from dropfit_local.knn import F32, InferenceInputError, KnnModel, Predictions
 
-CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
-ACCEPT_TYPES = ("application/json", "application/jsonlines")
+CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines", recordio.CONTENT_TYPE)
+ACCEPT_TYPES = ("application/json", "application/jsonlines", recordio.CONTENT_TYPE)
 DEFAULT_ACCEPT = "application/json"
 
 
@@ -115,6 +119,14 @@ def parse_request(body: bytes, content_type: str | None) -> F32:
             f"{', '.join(CONTENT_TYPES)}",
             status_code=415,
         )
+    if media.essence == recordio.CONTENT_TYPE:
+        try:
+            features, _ = recordio.dense_rows(recordio.decode(body))
+        except recordio.RecordIOError as exc:
+            raise _unevaluable(f"invalid recordIO-protobuf ({exc})") from None
+        if not features.size:
+            raise _unevaluable("no records in the payload")
+        return features
     text = _decode(body, media)
     if media.essence == "text/csv":
         label_size = media.params.get("label_size", "0")
@@ -156,9 +168,12 @@ def _floats(values: F32) -> list[float]:
 
 def format_response(predictions: Predictions, media: MediaType) -> bytes:
     """Serialise predictions as the container does for the chosen media type."""
+    verbose = media.params.get("verbose", "").lower() == "true"
+    if media.essence == recordio.CONTENT_TYPE:
+        return _recordio_response(predictions, verbose)
     labels = _floats(predictions.predicted_label)
     records: list[dict[str, Any]]
-    if media.params.get("verbose", "").lower() == "true":
+    if verbose:
         neighbors = predictions.neighbors
         records = [
             {"predicted_label": label, "distances": _floats(dist), "labels": _floats(lab)}
@@ -169,6 +184,17 @@ def format_response(predictions: Predictions, media: MediaType) -> bytes:
     if media.essence == "application/jsonlines":
         return "\n".join(json.dumps(record) for record in records).encode()
     return json.dumps({"predictions": records}).encode()
+
+
+def _recordio_response(predictions: Predictions, verbose: bool) -> bytes:
+    out = bytearray()
+    for index, label in enumerate(predictions.predicted_label):
+        answer = {"predicted_label": np.asarray([label])}
+        if verbose:
+            answer["distances"] = predictions.neighbors.distances[index]
+            answer["labels"] = predictions.neighbors.labels[index]
+        out += recordio.encode_record({}, answer)
+    return bytes(out)
 
 
 def invoke(

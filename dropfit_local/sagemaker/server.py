@@ -31,6 +31,12 @@ from dropfit_local.sagemaker.backend import SageMakerBackend
 from dropfit_local.sagemaker.errors import ServiceError
 
 _INVOCATIONS = re.compile(r"/endpoints/([^/]+)/invocations")
+# The runtime's other operations: asynchronous inference (results in S3) and response streaming.
+_UNSUPPORTED_RUNTIME = {
+    "async-invocations": "InvokeEndpointAsync",
+    "invocations-response-stream": "InvokeEndpointWithResponseStream",
+}
+_OTHER_RUNTIME = re.compile(r"/endpoints/([^/]+)/([a-z-]+)")
 _MAX_BODY = 64 * 1024 * 1024
 _JSON_11 = "application/x-amz-json-1.1"
 _UNSPECIFIED_HOSTS = ("", "0.0.0.0", "::", "[::]")
@@ -72,10 +78,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         request_id = str(uuid.uuid4())
         path = urlsplit(self.path).path
-        invocation = _INVOCATIONS.fullmatch(path)
+        invocation = _INVOCATIONS.fullmatch(path) or _OTHER_RUNTIME.fullmatch(path)
         try:
             body = self._read_body()
-            if invocation:
+            if invocation and invocation.re is _OTHER_RUNTIME:
+                self._unsupported_runtime(invocation[2])
+            elif invocation:
                 self._invoke(unquote(invocation[1]), body, request_id)
             else:
                 self._control(body, request_id)
@@ -97,6 +105,18 @@ class _Handler(BaseHTTPRequestHandler):
         if length > _MAX_BODY:
             raise ServiceError("RequestEntityTooLarge", "Request body too large", status=413)
         return self.rfile.read(length) if length else b""
+
+    def _unsupported_runtime(self, suffix: str) -> None:
+        operation = _UNSUPPORTED_RUNTIME.get(suffix)
+        if operation is None:
+            raise ServiceError(
+                "UnknownOperationException", f"Unknown operation {suffix}", status=404
+            )
+        raise ServiceError(
+            "ValidationError",
+            f"{operation} is not supported by the local SageMaker: its endpoints are real-time "
+            "only; use InvokeEndpoint",
+        )
 
     def _control(self, body: bytes, request_id: str) -> None:
         target = self.headers.get("X-Amz-Target", "")
@@ -160,19 +180,22 @@ class LocalSageMaker:
         account_id: str,
         s3_endpoint_url: str,
         events_endpoint_url: str,
+        logs_endpoint_url: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         endpoint_delay_seconds: float = 0.3,
         log: Callable[[str], None] = print,
         faults_dir: Path | None = None,
     ) -> None:
-        """``faults_dir``: where test-only injected faults are read (``dropfit_local.faults``)."""
+        """``faults_dir``: where test-only injected faults are read (``dropfit_local.faults``);
+        ``logs_endpoint_url``: CloudWatch Logs for the jobs' and endpoints' logs (None: none)."""
         if host in _UNSPECIFIED_HOSTS:
             raise ValueError("the local SageMaker listens on a loopback address only, not on all")
         self._region = region
         self._account_id = account_id
         self._s3_endpoint_url = s3_endpoint_url
         self._events_endpoint_url = events_endpoint_url
+        self._logs_endpoint_url = logs_endpoint_url
         self._host = host
         self._port = port
         self._delay = endpoint_delay_seconds
@@ -199,6 +222,11 @@ class LocalSageMaker:
             endpoint_delay_seconds=self._delay,
             log=self._log,
             faults_dir=self._faults_dir,
+            logs=(
+                session.client("logs", endpoint_url=self._logs_endpoint_url, config=config)
+                if self._logs_endpoint_url
+                else None
+            ),
         )
         try:
             server = _Server((self._host, self._port), backend, self._log)

@@ -118,6 +118,7 @@ def local_sagemaker(moto_url: str, faults_dir: Path) -> Iterator[tuple[LocalSage
         account_id=ACCOUNT,
         s3_endpoint_url=moto_url,
         events_endpoint_url=moto_url,
+        logs_endpoint_url=moto_url,
         endpoint_delay_seconds=0.3,
         log=logs.append,
         faults_dir=faults_dir,

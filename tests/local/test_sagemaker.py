@@ -161,16 +161,6 @@ def test_training_job_with_k_zero_fails_with_the_algorithm_reason(aws: Aws, iris
         ("0,1.0,2.0,3.0,4.0\nsetosa,1,2,3,4\n", {}, "could not convert string 'setosa'"),
         ("", {}, "Channel 'train' has no data"),
         (None, {"HyperParameters": hyperparameters(epochs="3")}, "('epochs' was unexpected)"),
-        (
-            None,
-            {
-                "AlgorithmSpecification": {
-                    "TrainingImage": "1.dkr.ecr.us-east-1.amazonaws.com/xgboost:1",
-                    "TrainingInputMode": "File",
-                }
-            },
-            "is not a k-NN image",
-        ),
     ],
 )
 def test_bad_inputs_fail_the_job_with_a_client_error(
@@ -185,14 +175,33 @@ def test_bad_inputs_fail_the_job_with_a_client_error(
     assert reason in described["FailureReason"]
 
 
-def test_channel_content_type_defaults_to_recordio_which_is_refused(aws: Aws, iris: Iris) -> None:
+def test_channel_content_type_defaults_to_recordio_so_csv_without_one_fails_to_parse(
+    aws: Aws, iris: Iris
+) -> None:
     data = upload_dataset(aws, iris.train_csv)
-    recordio = channel("train", f"{data}/train/")
-    del recordio["ContentType"]
+    untyped = channel("train", f"{data}/train/")
+    del untyped["ContentType"]
 
-    described = finished_job(aws, start_job(aws, data, InputDataConfig=[recordio]))
+    described = finished_job(aws, start_job(aws, data, InputDataConfig=[untyped]))
 
-    assert "content type application/x-recordio-protobuf" in described["FailureReason"]
+    assert described["FailureReason"].startswith(
+        f"ClientError: Unable to read recordIO-protobuf s3://{BUCKET}/"
+    )
+    assert "expected recordIO's magic number" in described["FailureReason"]
+
+
+def test_a_channel_type_the_algorithm_cannot_read_is_refused_naming_the_supported_ones(
+    aws: Aws, iris: Iris
+) -> None:
+    data = upload_dataset(aws, iris.train_csv)
+    parquet = channel("train", f"{data}/train/") | {"ContentType": "application/x-parquet"}
+
+    described = finished_job(aws, start_job(aws, data, InputDataConfig=[parquet]))
+
+    assert described["FailureReason"] == (
+        "ClientError: Channel 'train': content type application/x-parquet is not supported by "
+        "the k-NN algorithm (use text/csv or application/x-recordio-protobuf)"
+    )
 
 
 def test_duplicate_training_job_name_is_resource_in_use(aws: Aws, iris: Iris) -> None:

@@ -61,11 +61,31 @@ def _create(python: Path) -> None:
             )
 
 
-def run_sdk(script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600):
+# The SDK's defaults file: no telemetry (this machine may not reach its endpoint).
+SDK_CONFIG = """\
+SchemaVersion: '1.0'
+SageMaker:
+  PythonSDK:
+    Modules:
+      TelemetryOptOut: true
+"""
+
+
+def run_sdk(
+    script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run ``script`` (Python source) with the SDK venv's interpreter; its completed process."""
-    environment = {**os.environ, "SAGEMAKER_SUPPRESS_V2_WARNING": "1", **(env or {})}
+    python = sdk_python()
+    config = VENV / "sagemaker-config.yaml"
+    config.write_text(SDK_CONFIG)
+    environment = {
+        **os.environ,
+        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
+        **(env or {}),
+    }
     return subprocess.run(
-        [str(sdk_python()), "-W", "ignore", "-c", script, *args],
+        [str(python), "-W", "ignore", "-c", script, *args],
         capture_output=True,
         text=True,
         timeout=timeout,

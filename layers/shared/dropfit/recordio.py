@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -163,13 +164,32 @@ def encode_dense(features: np.ndarray, labels: np.ndarray | None = None) -> byte
     return bytes(out)
 
 
+def encode_record(
+    features: Mapping[str, np.ndarray], label: Mapping[str, np.ndarray] | None = None
+) -> bytes:
+    """One framed record of named float32 tensors (an inference answer: its label map only)."""
+    payload = b"".join(
+        _map_entry(_RECORD_FEATURES, _float32_value(_float32_bytes(value)), key)
+        for key, value in features.items()
+    )
+    payload += b"".join(
+        _map_entry(_RECORD_LABEL, _float32_value(_float32_bytes(value)), key)
+        for key, value in (label or {}).items()
+    )
+    return frame(payload)
+
+
+def _float32_bytes(values: np.ndarray) -> bytes:
+    return np.asarray(values, dtype="<f4").reshape(-1).tobytes()
+
+
 def _float32_value(packed: bytes) -> bytes:
     tensor = _field(_TENSOR_VALUES, packed) if packed else b""
     return _field(_VALUE_FLOAT32, tensor)
 
 
-def _map_entry(number: int, value: bytes) -> bytes:
-    return _field(number, _field(_ENTRY_KEY, _VALUES_KEY.encode()) + _field(_ENTRY_VALUE, value))
+def _map_entry(number: int, value: bytes, key: str = _VALUES_KEY) -> bytes:
+    return _field(number, _field(_ENTRY_KEY, key.encode()) + _field(_ENTRY_VALUE, value))
 
 
 def _field(number: int, body: bytes) -> bytes:
@@ -195,8 +215,6 @@ def decode(data: bytes | BinaryIO) -> list[Record]:
 
 def iter_records(data: bytes | BinaryIO) -> Iterator[Record]:
     """The records of a recordIO-protobuf body or stream, one at a time."""
-    import io
-
     stream = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
     for index, payload in enumerate(unframe(stream)):
         try:
