@@ -19,6 +19,7 @@ import click
 
 if TYPE_CHECKING:
     from dropfit_cli.api import Response
+    from dropfit_cli.follow import RunWatch
     from dropfit_cli.output import Output
     from dropfit_cli.target import Target
 
@@ -69,6 +70,32 @@ def stack_options(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(out=out, target=target, **kwargs)
 
     return wrapper
+
+
+def follow_options(following: str, no_wait: str) -> Callable[[Callable[..., Any]], Any]:
+    """``--timeout`` (seconds to follow ``following``) and ``--no-wait`` (its help: ``no_wait``),
+    for a command that follows a run until it serves."""
+
+    def options(command: Callable[..., Any]) -> Any:
+        command = click.option("--no-wait", is_flag=True, help=no_wait)(command)
+        return click.option(
+            "--timeout",
+            type=float,
+            default=DEFAULT_TIMEOUT_S,
+            show_default=True,
+            help=f"Seconds to follow {following}.",
+        )(command)
+
+    return options
+
+
+def _unless_ready(watch: RunWatch, run: str, still: str, where: str, timeout: float) -> None:
+    """Exit with the reason unless the followed ``run`` serves: timed out while ``still``
+    (``where`` shows the rest), or failed, rejected or superseded."""
+    if watch.outcome is None:
+        raise Failure(f"{still} after {timeout:.0f} s; `{where}` shows where it is", TIMED_OUT)
+    if watch.outcome != "ready":
+        raise Failure(f"run {run} {watch.outcome}: {watch.reason or 'no reason given'}")
 
 
 @contextmanager
@@ -129,14 +156,7 @@ def cli() -> None:
     help="Any other per-upload option (README), e.g. -o test_fraction=0.2 "
     "-o hp-index_metric=COSINE. Repeatable.",
 )
-@click.option(
-    "--timeout",
-    type=float,
-    default=DEFAULT_TIMEOUT_S,
-    show_default=True,
-    help="Seconds to follow the run.",
-)
-@click.option("--no-wait", is_flag=True, help="Upload and return without following the run.")
+@follow_options("the run", no_wait="Upload and return without following the run.")
 @stack_options
 def train(
     *,
@@ -170,14 +190,8 @@ def train(
     watch = out.follow(stack, upload, timeout=timeout)
     summary = training.summary(stack, upload, watch)
     out.train_summary(summary)
-    if watch.outcome is None:
-        raise Failure(
-            f"model {upload.model} is still {watch.stage} after {timeout:.0f} s; "
-            f"`dropfit status {upload.model}` shows where it is",
-            TIMED_OUT,
-        )
-    if watch.outcome != "ready":
-        raise Failure(f"run {watch.run} {watch.outcome}: {watch.reason or 'no reason given'}")
+    still = f"model {upload.model} is still {watch.stage}"
+    _unless_ready(watch, str(watch.run), still, f"dropfit status {upload.model}", timeout)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -286,14 +300,7 @@ def delete(*, out: Output, target: Callable[[], Target], model: str, yes: bool) 
     help="The kept run to serve (`dropfit runs MODEL` lists them); default: the run that "
     "served before the serving one.",
 )
-@click.option(
-    "--timeout",
-    type=float,
-    default=DEFAULT_TIMEOUT_S,
-    show_default=True,
-    help="Seconds to follow the redeployment.",
-)
-@click.option("--no-wait", is_flag=True, help="Ask for the rollback and return at once.")
+@follow_options("the redeployment", no_wait="Ask for the rollback and return at once.")
 @stack_options
 def rollback(
     *,
@@ -338,14 +345,8 @@ def rollback(
         **({"reason": watch.reason} if watch.reason else {}),
     }
     out.rolled_back(summary)
-    if watch.outcome is None:
-        raise Failure(
-            f"run {target_run} is still deploying after {timeout:.0f} s; "
-            f"`dropfit runs {model}` shows where it is",
-            TIMED_OUT,
-        )
-    if watch.outcome != "ready":
-        raise Failure(f"run {target_run} {watch.outcome}: {watch.reason or 'no reason given'}")
+    still = f"run {target_run} is still deploying"
+    _unless_ready(watch, target_run, still, f"dropfit runs {model}", timeout)
 
 
 @cli.command()
