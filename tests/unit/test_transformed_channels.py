@@ -138,10 +138,11 @@ def plain_uploads(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
         }
     )
     regressor = draw(st.booleans())
-    label = rng.normal(5, 2, rows).round(2) if regressor else rng.choice(["a", "b", "c"], rows)
+    classes = draw(st.sampled_from([["a", "b", "c"], ["1", "2", "3.0"]]))
+    label = rng.normal(5, 2, rows).round(2) if regressor else rng.choice(classes, rows)
     frame.insert(draw(st.integers(0, features)), "y", label)
     if not regressor:  # every class at least twice
-        frame.loc[:5, "y"] = ["a", "a", "b", "b", "c", "c"]
+        frame.loc[:5, "y"] = [c for c in classes for _ in range(2)]
     options = {
         "scale": draw(st.sampled_from(["standard", "minmax", "auto", "none"])),
         "k": draw(st.sampled_from(["1", "3", "auto"])),
@@ -150,7 +151,9 @@ def plain_uploads(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     }
     if options["scale"] == "none":
         options["missing"] = "median"
-    return frame.to_csv(index=False).encode(), options
+    text = frame.to_csv(index=False, quoting=draw(st.sampled_from([0, 2])))  # 2: all quoted
+    text = draw(st.sampled_from([text, text.replace("\n", "\r\n"), text.replace("\n", "\n\n", 9)]))
+    return text.encode(), options
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -166,6 +169,21 @@ def test_the_fast_engine_writes_what_the_reference_engine_writes(
     reference = _write(preprocessed.reference_plan(*args))
 
     assert fast[0] == "plain-transform"
+    assert fast[1:] == reference[1:]
+
+
+def test_a_large_upload_read_in_pieces_on_threads_gets_the_reference_figures_and_bytes() -> None:
+    rng = np.random.default_rng(7)
+    rows = 3 * GROUP * 4  # several pieces of ~1 MiB, several moment groups per column
+    frame = pd.DataFrame({f"x{j}": rng.normal(1e3, 10.0**j, rows).round(4) for j in range(4)})
+    frame["kind"] = rng.choice(["p", "q"], rows)
+    options = parse_options({"scale": "standard"})
+    args = (bytes_source(frame.to_csv(index=False).encode()), options, 1, TrainLayout())
+
+    fast = _write(plaintransform.plan(*args))
+    reference = _write(preprocessed.reference_plan(*args))
+
+    assert fast[0] == "plain-transform" and len(fast[2]) > 2 * 1024 * 1024
     assert fast[1:] == reference[1:]
 
 
