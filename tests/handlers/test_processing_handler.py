@@ -156,3 +156,21 @@ def test_a_large_upload_with_a_bad_header_fails_at_once_and_starts_no_job(
     assert result["reason"] == "Column name 'a' appears more than once; names must be unique."
     assert stack.sagemaker.list_processing_jobs()["ProcessingJobSummaries"] == []
     assert keys(stack, "processing/jobs/") == []
+
+
+def test_a_model_deleted_while_its_upload_is_processed_never_trains_and_keeps_no_channels(
+    stack: Stack, processing_format: Function, iris_csv: bytes, tmp_path: Path
+) -> None:
+    version = stack.put_upload(KEY, iris_csv)
+    processing_format(stack.upload_event(KEY, version))
+    job = job_name(PREFIX, "iris", source_digest(stack.bucket, KEY, version))
+    stack.runs.update_run(
+        "iris", job, only_from={RunStatus.PROCESSING}, status=RunStatus.SUPERSEDED
+    )  # what DELETE /models/iris does to a run in flight
+    run_the_job_as_sagemaker_would(stack, job, tmp_path)
+
+    result = processing_format(processing_event(job, "Completed"))
+
+    assert result["outcome"] == "ignored"
+    assert stack.training_jobs() == []
+    assert keys(stack, "datasets/") == []

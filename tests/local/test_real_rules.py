@@ -65,21 +65,37 @@ SPELLINGS = ["csv", "csV", "cSv", "cSV", "Csv", "CsV", "CSv", "CSV"]
 def test_every_spelling_of_csv_under_incoming_starts_a_run(
     real: StackModel, bus: tuple[Any, Any], key: str, starts_a_run: bool
 ) -> None:
-    (rule,) = real.function("FormatFunction").rules
+    (rule,) = [r for r in real.function("FormatFunction").rules if r.event_id == "ObjectCreated"]
     detail = {"bucket": {"name": real.buckets[0].name}, "object": {"key": key}}
 
     assert _matches(bus, rule, "aws.s3", "Object Created", detail) is starts_a_run
 
 
 @pytest.mark.parametrize(
-    ("rule_id", "kind", "field"),
+    ("function", "rule_id", "kind", "field"),
     [
-        ("TrainingStateChange", "SageMaker Training Job State Change", "TrainingJobName"),
-        ("EndpointStateChange", "SageMaker Endpoint State Change", "EndpointName"),
+        (
+            "DeployFunction",
+            "TrainingStateChange",
+            "SageMaker Training Job State Change",
+            "TrainingJobName",
+        ),
+        (
+            "DeployFunction",
+            "EndpointStateChange",
+            "SageMaker Endpoint State Change",
+            "EndpointName",
+        ),
+        (
+            "FormatFunction",
+            "ProcessingStateChange",
+            "SageMaker Processing Job State Change",
+            "ProcessingJobName",
+        ),
     ],
 )
 def test_each_stack_hears_only_its_own_jobs_and_endpoints(
-    bus: tuple[Any, Any], rule_id: str, kind: str, field: str
+    bus: tuple[Any, Any], function: str, rule_id: str, kind: str, field: str
 ) -> None:
     """Two stacks in one account: the same template, the same model, other stack names."""
     stacks = [
@@ -88,10 +104,14 @@ def test_each_stack_hears_only_its_own_jobs_and_endpoints(
     ]
     prefixes = [s.function("DeployFunction").environment["NAME_PREFIX"] for s in stacks]
     assert prefixes[0] != prefixes[1]
-    status = {"TrainingJobStatus": "Completed", "EndpointStatus": "IN_SERVICE"}
+    status = {
+        "TrainingJobStatus": "Completed",
+        "EndpointStatus": "IN_SERVICE",
+        "ProcessingJobStatus": "Completed",
+    }
 
     for stack in stacks:
-        (rule,) = [r for r in stack.function("DeployFunction").rules if r.event_id == rule_id]
+        (rule,) = [r for r in stack.function(function).rules if r.event_id == rule_id]
         heard = [
             _matches(bus, rule, "aws.sagemaker", kind, {field: f"{prefix}-iris", **status})
             for prefix in prefixes

@@ -344,7 +344,9 @@ def test_real_template_functions_get_every_variable_their_settings_read(real: St
 def test_real_template_wires_rules_to_local_resources(real: StackModel) -> None:
     (bucket,) = real.buckets
     assert bucket.versioning and bucket.eventbridge
-    (upload_rule,) = real.function("FormatFunction").rules
+    rules = {rule.event_id: rule for rule in real.function("FormatFunction").rules}
+    assert set(rules) == {"ObjectCreated", "ProcessingStateChange"}
+    upload_rule = rules["ObjectCreated"]
     assert upload_rule.pattern["detail"]["bucket"]["name"] == [bucket.name]
     env = real.function("FormatFunction").environment
     assert env["BUCKET_NAME"] == bucket.name

@@ -408,67 +408,15 @@ class Ingestor:
         remove what the job may have written under ``datasets/``)."""
         settings = self.settings
         model = model_from_job_name(settings.name_prefix, job)
-        run = self.table.get_run(model, job)
-        if run is None or run.status != RunStatus.PROCESSING:
-            # not ours, or a repeated event of a run that moved on (trained, deleted, ended)
-            logger.info("processing event ignored", extra={"run": job, "status": status})
-            return IngestResult("ignored", model=model, run=job)
-        bucket = str(run.source["bucket"])
-        key = str(run.source["key"])
-        version = run.source.get("version_id")
-        base = run_prefix(settings.datasets_prefix, model, job)
-        shown_key = relative_key(key, settings.incoming_prefix)
         try:
-            if status != "Completed":
-                self.storage.delete_prefix(bucket, base)
-                if exit_message:
-                    # the job's InvalidUpload: the reason the format function would give
-                    stage, reason = "validation", exit_message
-                else:
-                    stage, reason = (
-                        "processing",
-                        (
-                            f"The SageMaker Processing job that formats {shown_key} ended "
-                            f"{status}: {failure_reason or 'no reason given'}. Upload the file "
-                            "again to retry."
-                        ),
-                    )
-                self.ends.fail(model, job, stage, reason, only_from={RunStatus.PROCESSING})
-                return IngestResult("failed", model=model, run=job, reason=reason)
-            if version not in (None, "null") and (
-                self.storage.current_version(bucket, key) != version
-            ):
-                # The job read the key as it was when it started: only its version's run trains.
-                self.storage.delete_prefix(bucket, base)
-                return self._supersede(
-                    model,
-                    job,
-                    f"{shown_key} was uploaded again or deleted while it was formatted; this "
-                    "upload is not trained.",
-                    RunStatus.PROCESSING,
-                )
-            found = self.storage.find_upload(bucket, key, version)
-            data = self.storage.read_object(
-                bucket, metadata_key(settings.datasets_prefix, model, job)
-            )
-            if found is None or data is None:
-                missing = "the upload" if found is None else "metadata.json"
-                raise RuntimeError(f"the processing job completed but {missing} is missing")
-            options = parse_options(found.metadata, settings.defaults())
-            train_parts = len(self.storage.list_keys(bucket, f"{base}train/"))
-            return self._start_training(
-                bucket,
-                model=model,
-                job=job,
-                options=options,
-                meta=RunMetadata.from_json(data),
-                train_parts=train_parts,
-                from_status=RunStatus.PROCESSING,
-            )
+            return self._processing_finished(model, job, status, failure_reason, exit_message)
         except Exception as error:
             if self.ends.should_retry(model, job, error):
                 raise
-            self.storage.delete_prefix(bucket, base)
+            # Uploads are only taken from this bucket, so its channels are there.
+            self.storage.delete_prefix(
+                settings.bucket_name, run_prefix(settings.datasets_prefix, model, job)
+            )
             reason = self.ends.end(
                 model,
                 job,
@@ -478,6 +426,72 @@ class Ingestor:
                 only_from={RunStatus.PROCESSING},
             )
             return IngestResult("failed", model=model, run=job, reason=reason)
+
+    def _processing_finished(
+        self,
+        model: str,
+        job: str,
+        status: str,
+        failure_reason: str | None,
+        exit_message: str | None,
+    ) -> IngestResult:
+        settings = self.settings
+        run = self.table.get_run(model, job)
+        base = run_prefix(settings.datasets_prefix, model, job)
+        if run is not None and run.status == RunStatus.SUPERSEDED and run.dataset is None:
+            # Ended while its job ran (the model was deleted): no training job will read what
+            # the job wrote.
+            self.storage.delete_prefix(str(run.source["bucket"]), base)
+        if run is None or run.status != RunStatus.PROCESSING:
+            # not ours, or a repeated event of a run that moved on (trained, deleted, ended)
+            logger.info("processing event ignored", extra={"run": job, "status": status})
+            return IngestResult("ignored", model=model, run=job)
+        bucket = str(run.source["bucket"])
+        key = str(run.source["key"])
+        version = run.source.get("version_id")
+        shown_key = relative_key(key, settings.incoming_prefix)
+        if status != "Completed":
+            self.storage.delete_prefix(bucket, base)
+            if exit_message:
+                # the job's InvalidUpload: the reason the format function would give
+                stage, reason = "validation", exit_message
+            else:
+                stage, reason = (
+                    "processing",
+                    (
+                        f"The SageMaker Processing job that formats {shown_key} ended "
+                        f"{status}: {failure_reason or 'no reason given'}. Upload the file "
+                        "again to retry."
+                    ),
+                )
+            self.ends.fail(model, job, stage, reason, only_from={RunStatus.PROCESSING})
+            return IngestResult("failed", model=model, run=job, reason=reason)
+        if version not in (None, "null") and self.storage.current_version(bucket, key) != version:
+            # The job read the key as it was when it started: only its version's run trains.
+            self.storage.delete_prefix(bucket, base)
+            return self._supersede(
+                model,
+                job,
+                f"{shown_key} was uploaded again or deleted while it was formatted; this "
+                "upload is not trained.",
+                RunStatus.PROCESSING,
+            )
+        found = self.storage.find_upload(bucket, key, version)
+        data = self.storage.read_object(bucket, metadata_key(settings.datasets_prefix, model, job))
+        if found is None or data is None:
+            missing = "the upload" if found is None else "metadata.json"
+            raise RuntimeError(f"the processing job completed but {missing} is missing")
+        options = parse_options(found.metadata, settings.defaults())
+        train_parts = len(self.storage.list_keys(bucket, f"{base}train/"))
+        return self._start_training(
+            bucket,
+            model=model,
+            job=job,
+            options=options,
+            meta=RunMetadata.from_json(data),
+            train_parts=train_parts,
+            from_status=RunStatus.PROCESSING,
+        )
 
 
 def upload_model_name(key: str, incoming_prefix: str, metadata: Mapping[str, str]) -> str:
