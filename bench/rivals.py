@@ -199,6 +199,7 @@ def formatter_rivals(ctx: Context) -> Iterator[Result]:
         "peak_mib": {name: round(p, 1) for name, p in peak.items()},
         "rounds": rounds,
         "cpus": len(os.sched_getaffinity(0)),
+        "load_average_1min": round(os.getloadavg()[0], 2),  # at the end: others' jobs count too
     }
     full = not ctx.quick
 

@@ -151,12 +151,12 @@ def plan_dataset(
     layout: TrainLayout = TrainLayout(),
 ) -> DatasetPlan:
     """Pass 1: validate one upload. Raises :class:`InvalidUpload` naming the problem."""
+    keep_freed_memory()  # every path allocates arrays per piece
     if options.transforms:
         # imported here: it builds on this module's decide() and train_parts()
         from dropfit import preprocessed
 
         return preprocessed.plan(source, options, default_k, layout)
-    keep_freed_memory()
     workers = usable_cpus()
     try:
         found = plaincsv.scan(source, options.label, options.predictor_type, workers)
