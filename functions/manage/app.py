@@ -35,8 +35,7 @@ lifecycle = Lifecycle(
     table=RunsTable(settings.table_name, boto3.client("dynamodb")),
     sagemaker=SageMakerControl(boto3.client("sagemaker")),
 )
-# Its messages name only the model and runs it was asked about: answered as they are.
-register_error_handlers(app, logger, routes_hint="docs/openapi.yaml", shown=str)
+register_error_handlers(app, logger, routes_hint="docs/openapi.yaml")
 
 
 def rollback_run(body: str) -> str | None:

@@ -17,7 +17,6 @@ from dropfit.aws.s3 import Storage
 from dropfit.aws.sagemaker import SageMakerControl, SageMakerRuntime
 from dropfit.aws.table import RunsTable
 from dropfit.prediction import request_text
-from dropfit.public import public_text
 from dropfit.run_metadata import RunMetadataStore
 from dropfit.serving import ModelService
 from dropfit.settings import PredictSettings
@@ -46,14 +45,7 @@ service = ModelService(
     allow_neighbors=settings.allow_neighbors,
 )
 
-# Every error answer shows its message through public_text: no AWS internals, and small
-# whatever it echoes.
-register_error_handlers(
-    app,
-    logger,
-    routes_hint="GET /models and POST /models/{model}/predict",
-    shown=public_text,
-)
+register_error_handlers(app, logger, routes_hint="GET /models and POST /models/{model}/predict")
 
 
 @app.post("/models/<model>/predict")

@@ -8,12 +8,12 @@ routes are; anything else is a 500 that names the request id only, its details i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from dropfit.errors import ApiError, InvalidModelName
+from dropfit.public import public_text
 
 
 def register_error_handlers(
@@ -21,10 +21,9 @@ def register_error_handlers(
     logger: Logger,
     *,
     routes_hint: str,
-    shown: Callable[[str], str],
 ) -> None:
-    """Answer ``app``'s errors as above; ``routes_hint`` ends the 404's message and ``shown``
-    is what every message passes through before it is answered."""
+    """Answer ``app``'s errors as above; ``routes_hint`` ends the 404's message. Every message
+    passes through :func:`public_text`: no AWS internals, and small whatever it echoes."""
 
     def answer(
         status: int, code: str, message: str, headers: dict[str, str] | None = None
@@ -32,7 +31,7 @@ def register_error_handlers(
         return Response(
             status_code=status,
             content_type="application/json",
-            body=json.dumps({"error": {"code": code, "message": shown(message)}}),
+            body=json.dumps({"error": {"code": code, "message": public_text(message)}}),
             headers=headers or {},
         )
 
