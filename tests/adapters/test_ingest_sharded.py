@@ -71,6 +71,12 @@ def settings(instances: int) -> FormatSettings:
         default_min_score="none",
         failure_topic_arn="arn:aws:sns:us-east-1:123456789012:dropfit-failures",
         async_attempts=3,
+        processing_threshold_mb=10240,
+        processing_image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-cpu-py3",
+        processing_role_arn="arn:aws:iam::123456789012:role/dropfit-processing",
+        processing_instance_type="ml.m5.xlarge",
+        processing_instance_count=1,
+        processing_prefix="processing/",
     )
 
 
@@ -81,7 +87,8 @@ def test_two_training_instances_get_a_training_object_each_read_sharded_by_key(
     version = s3.put_object(Bucket=BUCKET, Key="incoming/iris.csv", Body=iris_csv)["VersionId"]
     table, sagemaker = Table(), SageMaker()
     ends = RunEnder(table, Notifier(), 3)  # type: ignore[arg-type]
-    ingestor = Ingestor(settings(2), Storage(s3), table, sagemaker, Notifier(), ends)  # type: ignore[arg-type]
+    # Below the Processing threshold: no code is published.
+    ingestor = Ingestor(settings(2), Storage(s3), table, sagemaker, Notifier(), ends, None)  # type: ignore[arg-type]
 
     result = ingestor.process(
         UploadedObject(BUCKET, "incoming/iris.csv", version, None, None, len(iris_csv))
